@@ -1,0 +1,129 @@
+//! Verifying one password against one stored hash: crypt(3) hashes through the
+//! system's libxcrypt (`crypt_rn`), argon2id through the `argon2` crate.
+//!
+//! The only FFI of pop1d's authentication. Every buffer that held a password or a
+//! value derived from it is wiped before it is freed.
+
+use std::ffi::{c_char, c_int, c_void, CStr};
+
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+#[link(name = "crypt")]
+extern "C" {
+    /// libxcrypt: `char *crypt_rn(const char *phrase, const char *setting,
+    /// void *data, int size)`; NULL on failure, else a pointer into `data`.
+    fn crypt_rn(
+        phrase: *const c_char,
+        setting: *const c_char,
+        data: *mut c_void,
+        size: c_int,
+    ) -> *mut c_char;
+}
+
+/// libxcrypt's `sizeof(struct crypt_data)`.
+const CRYPT_DATA_SIZE: usize = 32768;
+
+/// The hash families pop1d accepts, by their crypt(3) prefix.
+pub const CRYPT_PREFIXES: [&str; 8] = ["$y$", "$gy$", "$7$", "$6$", "$5$", "$2b$", "$2y$", "$2a$"];
+pub const ARGON2ID_PREFIX: &str = "$argon2id$";
+
+/// A stored hash in a form pop1d can verify.
+#[derive(Debug, Clone)]
+pub enum Hash {
+    Crypt(String),
+    Argon2id(String),
+}
+
+impl Hash {
+    /// Accept `text` if it is a hash of a family pop1d verifies.
+    pub fn parse(text: &str) -> Option<Hash> {
+        if CRYPT_PREFIXES.iter().any(|prefix| text.starts_with(prefix)) && !text.contains('\0') {
+            Some(Hash::Crypt(text.to_owned()))
+        } else if text.starts_with(ARGON2ID_PREFIX) && argon2::PasswordHash::new(text).is_ok() {
+            Some(Hash::Argon2id(text.to_owned()))
+        } else {
+            None
+        }
+    }
+
+    /// True when `password` matches. Costs the hash's full work either way.
+    pub fn verify(&self, password: &[u8]) -> bool {
+        match self {
+            Hash::Crypt(setting) => crypt_matches(password, setting),
+            Hash::Argon2id(text) => argon2_matches(password, text),
+        }
+    }
+}
+
+fn crypt_matches(password: &[u8], setting: &str) -> bool {
+    // A NUL would end the C string early: hash only what precedes it (the same
+    // work) and never accept such a password.
+    let (phrase_bytes, has_nul) = match memchr::memchr(0, password) {
+        Some(at) => (&password[..at], true),
+        None => (password, false),
+    };
+    let mut phrase = Zeroizing::new(Vec::with_capacity(phrase_bytes.len() + 1));
+    phrase.extend_from_slice(phrase_bytes);
+    phrase.push(0);
+    let mut setting_c = setting.as_bytes().to_vec();
+    setting_c.push(0);
+    let mut data = Zeroizing::new(vec![0u8; CRYPT_DATA_SIZE]);
+    // SAFETY: `phrase` and `setting_c` are NUL-terminated and live across the call;
+    // `data` is a writable buffer of exactly the size passed, which libxcrypt uses as
+    // its `struct crypt_data`; the returned pointer (if not NULL) points into `data`
+    // at a NUL-terminated string, read below while `data` is still alive.
+    let matches = unsafe {
+        let result = crypt_rn(
+            phrase.as_ptr().cast(),
+            setting_c.as_ptr().cast(),
+            data.as_mut_ptr().cast(),
+            CRYPT_DATA_SIZE as c_int,
+        );
+        !result.is_null() && bool::from(CStr::from_ptr(result).to_bytes().ct_eq(setting.as_bytes()))
+    };
+    matches && !has_nul
+}
+
+fn argon2_matches(password: &[u8], text: &str) -> bool {
+    use argon2::password_hash::PasswordVerifier;
+    match argon2::PasswordHash::new(text) {
+        Ok(hash) => argon2::Argon2::default()
+            .verify_password(password, &hash)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Made with `mkpasswd -m sha512crypt demo`.
+    const SHA512: &str = "$6$BPpxU.y0Qh8pGsYW$Wf72kcVHcGOsAH1VbqczxtRcks58C50N6oSnx2xJxrn/pEA5oibr5y3Kfd73HDLVOv9.RndnNHbJS6afjQUow/";
+
+    #[test]
+    fn sha512_crypt() {
+        let hash = Hash::parse(SHA512).unwrap();
+        assert!(hash.verify(b"demo"));
+        assert!(!hash.verify(b"demO"));
+        assert!(!hash.verify(b"demo\0x"));
+        assert!(!hash.verify(b""));
+    }
+
+    #[test]
+    fn unknown_forms_are_refused() {
+        for text in [
+            "",
+            "demo",
+            "!",
+            "*",
+            "!$6$abc$def",
+            "abJnggxhB/yWI",
+            "$1$abc$def",
+            "{PLAIN}x",
+        ] {
+            assert!(Hash::parse(text).is_none(), "{text}");
+        }
+    }
+}

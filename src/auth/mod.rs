@@ -1,0 +1,12 @@
+//! Password back ends. Today: a passwd-file of virtual users. System accounts come
+//! later and will answer through the same [`PasswdFile::verify`]-shaped path.
+//!
+//! One verify path for every case: an unknown user, a refused entry and a wrong
+//! password all cost one hash verification and give the same answer, so neither a
+//! reply nor its timing tells whether a user exists. Never log or keep a password.
+
+mod crypt;
+mod passwd_file;
+
+pub use crypt::Hash;
+pub use passwd_file::{LoadError, PasswdFile};

@@ -1,0 +1,160 @@
+//! The passwd-file: `name:hash[:more fields]` a line, as Dovecot's passwd-file and
+//! /etc/shadow write it. `#` comments and blank lines are allowed; a `{SCHEME}`
+//! prefix is accepted for the crypt schemes. Plain-text, empty, locked (`!`, `*`)
+//! and DES entries are refused: such a user can never log in.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::crypt::Hash;
+use crate::username;
+
+/// Hash made with `mkpasswd -m yescrypt` from a random password nobody knows: what
+/// is verified when the file has no usable entry to borrow the cost from.
+const FALLBACK_DUMMY: &str =
+    "$y$j9T$a5M6cgfwi6uQxVC6aVQEE.$qbYn0Zqi8FDwIQ0MbuCWW/falEvKTI0zWFnProB4aO9";
+
+/// `{SCHEME}` prefixes whose value is a crypt(3) or argon2id hash.
+const CRYPT_SCHEMES: [&str; 5] = [
+    "CRYPT",
+    "SHA512-CRYPT",
+    "SHA256-CRYPT",
+    "BLF-CRYPT",
+    "ARGON2ID",
+];
+
+#[derive(Debug)]
+pub struct PasswdFile {
+    /// `None`: the user exists but the entry is refused.
+    users: HashMap<String, Option<Hash>>,
+    /// Verified in place of a missing or refused entry, so failures cost the same.
+    dummy: Hash,
+}
+
+#[derive(Debug)]
+pub struct LoadError(pub String);
+
+impl PasswdFile {
+    /// Read and parse the file. Lines that cannot be used are reported in the
+    /// second value (by line number, never with their hash) and skipped.
+    pub fn load(path: &Path) -> Result<(PasswdFile, Vec<String>), LoadError> {
+        let text = std::fs::read(path).map_err(|error| {
+            LoadError(format!(
+                "cannot read passwd-file {}: {error}",
+                path.display()
+            ))
+        })?;
+        let text = String::from_utf8_lossy(&text);
+        let (file, mut warnings) = PasswdFile::parse(&text);
+        for warning in &mut warnings {
+            *warning = format!("passwd-file {}: {warning}", path.display());
+        }
+        Ok((file, warnings))
+    }
+
+    /// Parse the text of a passwd-file.
+    pub fn parse(text: &str) -> (PasswdFile, Vec<String>) {
+        let mut users = HashMap::new();
+        let mut warnings = Vec::new();
+        let mut dummy = None;
+        for (number, line) in text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| (i + 1, l.trim_end_matches('\r')))
+        {
+            if line.trim().is_empty() || line.trim_start().starts_with('#') {
+                continue;
+            }
+            let mut fields = line.splitn(3, ':');
+            let (Some(name), Some(stored)) = (fields.next(), fields.next()) else {
+                warnings.push(format!(
+                    "line {number}: no ':' after the user name; skipped"
+                ));
+                continue;
+            };
+            if !username::is_safe(name) {
+                warnings.push(format!("line {number}: unusable user name; skipped"));
+                continue;
+            }
+            if users.contains_key(name) {
+                warnings.push(format!(
+                    "line {number}: user {name} again; the first entry counts"
+                ));
+                continue;
+            }
+            let hash = accept(stored);
+            if hash.is_none() {
+                warnings.push(format!(
+                    "line {number}: user {name} has a locked, empty, plain-text or unsupported password; login refused"
+                ));
+            }
+            if dummy.is_none() {
+                dummy.clone_from(&hash);
+            }
+            users.insert(name.to_owned(), hash);
+        }
+        let dummy =
+            dummy.unwrap_or_else(|| Hash::parse(FALLBACK_DUMMY).expect("valid fallback hash"));
+        (PasswdFile { users, dummy }, warnings)
+    }
+
+    /// True when `password` is `user`'s. `None` for a name that can never be valid.
+    /// Always costs one verification.
+    pub fn verify(&self, user: Option<&str>, password: &[u8]) -> bool {
+        match user.and_then(|name| self.users.get(name)) {
+            Some(Some(hash)) => hash.verify(password),
+            _ => {
+                let _ = self.dummy.verify(password);
+                false
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+}
+
+/// The usable hash in a stored password field, if any.
+fn accept(stored: &str) -> Option<Hash> {
+    let hash = match stored.strip_prefix('{') {
+        Some(rest) => {
+            let (scheme, hash) = rest.split_once('}')?;
+            if !CRYPT_SCHEMES.contains(&scheme.to_ascii_uppercase().as_str()) {
+                return None;
+            }
+            hash
+        }
+        None => stored,
+    };
+    Hash::parse(hash)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEMO: &str = "$6$BPpxU.y0Qh8pGsYW$Wf72kcVHcGOsAH1VbqczxtRcks58C50N6oSnx2xJxrn/pEA5oibr5y3Kfd73HDLVOv9.RndnNHbJS6afjQUow/";
+
+    #[test]
+    fn entries_comments_and_extra_fields() {
+        let text = format!(
+            "# virtual users\n\nfred:{DEMO}:1000:1000::/home/fred::\nanne:{{SHA512-CRYPT}}{DEMO}\nplain:{{PLAIN}}demo\nbare:demo\nlocked:!{DEMO}\nstar:*\nempty:\nbroken\n"
+        );
+        let (file, warnings) = PasswdFile::parse(&text);
+        assert_eq!(file.len(), 7);
+        assert_eq!(warnings.len(), 6, "{warnings:?}");
+        assert!(warnings.iter().all(|w| !w.contains(DEMO)));
+        assert!(file.verify(Some("fred"), b"demo"));
+        assert!(file.verify(Some("anne"), b"demo"));
+        for user in ["plain", "bare", "locked", "star", "empty", "nobody"] {
+            assert!(!file.verify(Some(user), b"demo"), "{user}");
+        }
+        assert!(!file.verify(None, b"demo"));
+        assert!(!file.verify(Some("fred"), b"wrong"));
+    }
+}

@@ -1,0 +1,188 @@
+//! The command line. Every option name here is a contract with scripts and tests.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::edge::log::Target;
+use crate::limits;
+use crate::lock::Methods;
+use crate::mailbox::Template;
+
+pub const USAGE: &str = "\
+pop1d: serve one RFC 918 (POP1) session on stdin/stdout, as inetd, xinetd or a
+systemd socket unit runs it, or as a shell pipe drives it.
+
+Usage: pop1d [OPTIONS]
+
+Options:
+  --passwd-file FILE     virtual users, one 'name:hash' a line (crypt(3) hashes:
+                         yescrypt, scrypt, sha512/sha256-crypt, bcrypt; argon2id).
+                         Without it nobody can log in (system accounts: not yet).
+  --mailbox TEMPLATE     mbox path of a user; %u is the user name [/var/mail/%u]
+  --user NAME            when started as root, become NAME before serving
+                         (pop1d never opens a mailbox as root)
+  --locks LIST           lock methods, comma-separated: fcntl,dotlock,flock [all]
+  --lock-timeout SECS    wait this long for a locked mailbox, then -ERR [30]
+  --timeout SECS         end a session idle (or not reading) this long [600]
+  --auth-delay SECS      pause after a failed PASS [2]
+  --max-auth-failures N  failed PASS commands before the session ends [3]
+  --log TARGET           syslog (facility mail), stderr or none [syslog]
+  --help                 print this help
+  --version              print the version
+";
+
+/// What pop1d was asked to do.
+#[derive(Debug)]
+pub enum Request {
+    Serve(Options),
+    Help,
+    Version,
+}
+
+#[derive(Debug)]
+pub struct Options {
+    pub passwd_file: Option<PathBuf>,
+    pub mailbox: Template,
+    pub user: Option<String>,
+    pub locks: Methods,
+    pub lock_timeout: Duration,
+    pub timeout: Duration,
+    pub auth_delay: Duration,
+    pub max_auth_failures: u32,
+    pub log: Target,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            passwd_file: None,
+            mailbox: Template::default(),
+            user: None,
+            locks: Methods::ALL,
+            lock_timeout: limits::DEFAULT_LOCK_TIMEOUT,
+            timeout: limits::DEFAULT_TIMEOUT,
+            auth_delay: limits::DEFAULT_AUTH_DELAY,
+            max_auth_failures: limits::DEFAULT_MAX_AUTH_FAILURES,
+            log: Target::Syslog,
+        }
+    }
+}
+
+/// A bad command line: the reason, and where the log should go (as far as the
+/// command line said before the error).
+#[derive(Debug)]
+pub struct BadArguments {
+    pub reason: String,
+    pub log: Target,
+}
+
+/// The longest time an option accepts: a week, far beyond any sensible setting and
+/// well inside what poll(2) can wait.
+const MAX_SECONDS: u64 = 7 * 24 * 3600;
+
+pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Request, BadArguments> {
+    let mut options = Options::default();
+    let mut parser = lexopt::Parser::from_args(args);
+    let result = (|| -> Result<Option<Request>, String> {
+        use lexopt::prelude::*;
+        while let Some(arg) = parser.next().map_err(|e| e.to_string())? {
+            match arg {
+                Long("help") | Short('h') => return Ok(Some(Request::Help)),
+                Long("version") | Short('V') => return Ok(Some(Request::Version)),
+                Long("passwd-file") => {
+                    options.passwd_file = Some(PathBuf::from(string_value(&mut parser)?))
+                }
+                Long("mailbox") => options.mailbox = Template::parse(&string_value(&mut parser)?)?,
+                Long("user") => options.user = Some(string_value(&mut parser)?),
+                Long("locks") => options.locks = Methods::parse(&string_value(&mut parser)?)?,
+                Long("lock-timeout") => {
+                    options.lock_timeout = seconds("--lock-timeout", &string_value(&mut parser)?)?
+                }
+                Long("timeout") => {
+                    options.timeout = seconds("--timeout", &string_value(&mut parser)?)?
+                }
+                Long("auth-delay") => {
+                    options.auth_delay = seconds("--auth-delay", &string_value(&mut parser)?)?
+                }
+                Long("max-auth-failures") => {
+                    let text = string_value(&mut parser)?;
+                    options.max_auth_failures = match text.parse::<u32>() {
+                        Ok(n) if n >= 1 => n,
+                        _ => {
+                            return Err(format!(
+                                "--max-auth-failures {text:?}: expected a whole number from 1"
+                            ))
+                        }
+                    }
+                }
+                Long("log") => options.log = Target::parse(&string_value(&mut parser)?)?,
+                other => return Err(other.unexpected().to_string()),
+            }
+        }
+        Ok(None)
+    })();
+    match result {
+        Ok(Some(request)) => Ok(request),
+        Ok(None) => Ok(Request::Serve(options)),
+        Err(reason) => Err(BadArguments {
+            reason,
+            log: options.log,
+        }),
+    }
+}
+
+fn string_value(parser: &mut lexopt::Parser) -> Result<String, String> {
+    let value = parser.value().map_err(|e| e.to_string())?;
+    value
+        .into_string()
+        .map_err(|v| format!("{v:?} is not valid UTF-8"))
+}
+
+fn seconds(option: &str, text: &str) -> Result<Duration, String> {
+    match text.parse::<u64>() {
+        Ok(n) if n <= MAX_SECONDS => Ok(Duration::from_secs(n)),
+        _ => Err(format!(
+            "{option} {text:?}: expected whole seconds from 0 to {MAX_SECONDS}"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_strs(args: &[&str]) -> Result<Request, BadArguments> {
+        parse(args.iter().map(|a| a.into()))
+    }
+
+    #[test]
+    fn defaults_and_values() {
+        let Ok(Request::Serve(options)) =
+            parse_strs(&["--timeout", "0", "--locks=fcntl,flock", "--log", "none"])
+        else {
+            panic!("should parse");
+        };
+        assert_eq!(options.timeout, Duration::ZERO);
+        assert_eq!(
+            options.locks,
+            Methods {
+                fcntl: true,
+                dotlock: false,
+                flock: true
+            }
+        );
+        assert_eq!(options.log, Target::None);
+        assert_eq!(options.lock_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn errors_keep_the_log_target_seen_so_far() {
+        let error = parse_strs(&["--log", "stderr", "--timeout", "-1"]).unwrap_err();
+        assert_eq!(error.log, Target::Stderr);
+        assert!(error.reason.contains("--timeout"));
+        assert!(parse_strs(&["--bogus"]).is_err());
+        assert!(parse_strs(&["--locks", "fcntl,nfs"]).is_err());
+        assert!(parse_strs(&["--mailbox", "/var/mail/x"]).is_err());
+        assert!(parse_strs(&["extra"]).is_err());
+    }
+}

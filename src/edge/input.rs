@@ -1,0 +1,99 @@
+//! Reading client lines from fd 0 with an idle timeout, using poll(2), so that a
+//! timeout or a signal ends the session through the normal path that releases
+//! every lock (never alarm()).
+
+use std::ops::Range;
+use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use crate::lines::{LineBuffer, Next};
+
+/// What the client did next.
+#[derive(Debug)]
+pub enum Input {
+    Line(Range<usize>),
+    TooLong,
+    EndOfInput,
+    TimedOut,
+    /// A signal asked us to stop.
+    Terminated,
+    Failed(std::io::Error),
+}
+
+pub struct ClientInput {
+    stdin: std::io::Stdin,
+    buffer: LineBuffer,
+    timeout: Duration,
+    stop: Arc<AtomicBool>,
+}
+
+impl ClientInput {
+    pub fn stdin(timeout: Duration, stop: Arc<AtomicBool>) -> ClientInput {
+        ClientInput {
+            stdin: std::io::stdin(),
+            buffer: LineBuffer::default(),
+            timeout,
+            stop,
+        }
+    }
+
+    /// The next line or event. `before_waiting` runs before the first blocking wait,
+    /// so queued replies reach the client before we wait for its answer.
+    pub fn next(&mut self, mut before_waiting: impl FnMut()) -> Input {
+        let mut deadline = None;
+        loop {
+            match self.buffer.next_line() {
+                Next::Line(range) => return Input::Line(range),
+                Next::TooLong => return Input::TooLong,
+                Next::NeedMore => {}
+            }
+            let deadline = *deadline.get_or_insert_with(|| {
+                before_waiting();
+                Instant::now() + self.timeout
+            });
+            match self.wait_readable(deadline) {
+                Ok(true) => {}
+                Ok(false) => return Input::TimedOut,
+                Err(Errno::EINTR) => {
+                    if self.stop.load(Ordering::Relaxed) {
+                        return Input::Terminated;
+                    }
+                    continue;
+                }
+                Err(errno) => return Input::Failed(errno.into()),
+            }
+            match nix::unistd::read(self.stdin.as_fd(), self.buffer.space()) {
+                Ok(0) => return Input::EndOfInput,
+                Ok(read) => self.buffer.filled(read),
+                Err(Errno::EAGAIN | Errno::EINTR) => {}
+                // A reset connection is the client going away.
+                Err(Errno::ECONNRESET) => return Input::EndOfInput,
+                Err(errno) => return Input::Failed(errno.into()),
+            }
+        }
+    }
+
+    pub fn line(&self, range: Range<usize>) -> &[u8] {
+        self.buffer.line(range)
+    }
+
+    fn wait_readable(&self, deadline: Instant) -> Result<bool, Errno> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(Errno::EINTR);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let mut fds = [PollFd::new(self.stdin.as_fd(), PollFlags::POLLIN)];
+        Ok(poll(&mut fds, poll_timeout(left))? > 0)
+    }
+}
+
+/// A poll(2) timeout from a duration, rounded up to whole milliseconds.
+pub fn poll_timeout(left: Duration) -> PollTimeout {
+    let millis = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+    PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX)
+}

@@ -1,0 +1,46 @@
+//! Every tunable of pop1d in one place, each with the reason for its value.
+//!
+//! Options on the command line override the defaults named `DEFAULT_*`; the other
+//! values are fixed limits that keep memory flat and behaviour predictable.
+
+use std::time::Duration;
+
+/// The longest client line, terminator included (PROTOCOL.md). A password or a user
+/// name never needs more, and a fixed bound keeps memory flat whatever a client sends.
+pub const MAX_LINE: usize = 1024;
+
+/// The input buffer: four maximal lines, so a pipelined script is read in few calls.
+pub const INPUT_BUFFER: usize = 4 * MAX_LINE;
+
+/// The longest user name that may become part of a path (PROTOCOL.md).
+pub const MAX_USER_NAME: usize = 64;
+
+/// Idle time after which a silent client, or one that stopped reading, is dropped.
+/// Ten minutes is RFC 1939's minimum for POP3 and what popa3d and Dovecot use.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// How long RETR/RDEL waits for a mailbox that somebody else has locked. Thirty
+/// seconds outlasts any delivery; a client waiting longer has likely given up.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The pause after a failed PASS, which makes guessing passwords slow.
+pub const DEFAULT_AUTH_DELAY: Duration = Duration::from_secs(2);
+
+/// Failed logins one session may make before it is closed (fail2ban counts the rest).
+pub const DEFAULT_MAX_AUTH_FAILURES: u32 = 3;
+
+/// Backoff between two tries at the mailbox locks: randomised inside this range so
+/// that two waiters do not retry in step (liblockfile and Dovecot do the same).
+pub const LOCK_RETRY_MIN: Duration = Duration::from_millis(20);
+pub const LOCK_RETRY_MAX: Duration = Duration::from_millis(200);
+
+/// A dot-lock not modified for this long is stale (PROTOCOL.md; liblockfile's value).
+pub const DOTLOCK_STALE_AGE: Duration = Duration::from_secs(300);
+
+/// How often pop1d touches a dot-lock it holds. PROTOCOL.md asks for at least every
+/// 60 s; half that leaves room for a slow disk or a busy machine.
+pub const DOTLOCK_REFRESH: Duration = Duration::from_secs(30);
+
+/// The chunk read from a mailbox file while counting or sending. Large enough that
+/// system calls cost little per byte, small enough to stay in the L2 cache.
+pub const MAILBOX_CHUNK: usize = 128 * 1024;

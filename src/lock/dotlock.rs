@@ -1,0 +1,200 @@
+//! The dot-lock `<mailbox>.lock`, made the NFS-safe way liblockfile makes it: write
+//! our pid into a uniquely named temp file beside the mailbox, `link()` it to the
+//! lock name, and trust the link count of the temp file rather than link()'s return
+//! value. A lock whose pid is not running on this host, or that has not been
+//! modified for five minutes, is stale and is broken. While held, a thread touches
+//! the lock so that others never take it for stale.
+//!
+//! It must never remove a lock file that is not ours, and never leave its temp
+//! file behind.
+
+use std::ffi::OsString;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::thread::JoinHandle;
+use std::time::SystemTime;
+
+use nix::errno::Errno;
+use nix::sys::signal::kill;
+use nix::sys::stat::{utimensat, UtimensatFlags};
+use nix::sys::time::TimeSpec;
+use nix::unistd::Pid;
+
+use crate::limits::{DOTLOCK_REFRESH, DOTLOCK_STALE_AGE};
+
+/// A held dot-lock. Dropping it stops the refresh and removes the lock file.
+#[derive(Debug)]
+pub struct DotLock {
+    path: PathBuf,
+    identity: (u64, u64),
+    refresher: Option<(Sender<()>, JoinHandle<()>)>,
+}
+
+/// The lock file's name for a mailbox: the mailbox path with `.lock` appended.
+pub fn lock_path(mailbox: &Path) -> PathBuf {
+    let mut name = OsString::from(mailbox.as_os_str());
+    name.push(".lock");
+    PathBuf::from(name)
+}
+
+/// Try once to take the dot-lock of `mailbox`. `Ok(None)` when somebody holds it.
+pub fn try_lock(mailbox: &Path) -> io::Result<Option<DotLock>> {
+    let lock = lock_path(mailbox);
+    let temp = TempFile::create(mailbox)?;
+    // Two tries: the second after breaking a stale lock.
+    for _ in 0..2 {
+        let linked = fs::hard_link(&temp.path, &lock);
+        // Over NFS link() may fail although it worked; the link count tells.
+        let ours = fs::symlink_metadata(&temp.path)?.nlink() == 2;
+        match linked {
+            _ if ours => {
+                let meta = fs::symlink_metadata(&lock)?;
+                return Ok(Some(DotLock::held(lock, (meta.dev(), meta.ino()))));
+            }
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+                if !break_if_stale(&lock)? {
+                    return Ok(None);
+                }
+            }
+            Err(error) => return Err(error),
+            Ok(()) => return Err(io::Error::other("dot-lock link count is not 2")),
+        }
+    }
+    Ok(None)
+}
+
+impl DotLock {
+    fn held(path: PathBuf, identity: (u64, u64)) -> DotLock {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let touched = path.clone();
+        let refresher = std::thread::Builder::new()
+            .name("dotlock-refresh".into())
+            .spawn(move || {
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(DOTLOCK_REFRESH) {
+                    touch_if_ours(&touched, identity);
+                }
+            })
+            .ok()
+            .map(|handle| (stop, handle));
+        DotLock {
+            path,
+            identity,
+            refresher,
+        }
+    }
+}
+
+impl Drop for DotLock {
+    fn drop(&mut self) {
+        if let Some((stop, handle)) = self.refresher.take() {
+            drop(stop);
+            let _ = handle.join();
+        }
+        if same_file(&self.path, self.identity) {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn same_file(path: &Path, identity: (u64, u64)) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|meta| (meta.dev(), meta.ino()) == identity)
+}
+
+fn touch_if_ours(path: &Path, identity: (u64, u64)) {
+    if same_file(path, identity) {
+        let now = TimeSpec::UTIME_NOW;
+        let _ = utimensat(
+            nix::fcntl::AT_FDCWD,
+            path,
+            &now,
+            &now,
+            UtimensatFlags::NoFollowSymlink,
+        );
+    }
+}
+
+/// Break the lock at `lock` if it is stale. `Ok(true)` when it is gone (broken by
+/// us, or removed by its owner meanwhile), so that another try makes sense.
+fn break_if_stale(lock: &Path) -> io::Result<bool> {
+    let meta = match fs::symlink_metadata(lock) {
+        Ok(meta) => meta,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(true),
+        Err(error) => return Err(error),
+    };
+    let age = SystemTime::now()
+        .duration_since(meta.modified()?)
+        .unwrap_or_default();
+    let stale = age > DOTLOCK_STALE_AGE || holder_is_gone(lock);
+    if !stale {
+        return Ok(false);
+    }
+    // Remove only the file we judged, not one somebody made since.
+    if same_file(lock, (meta.dev(), meta.ino())) {
+        match fs::remove_file(lock) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(true)
+}
+
+/// True when the lock names a pid that is not running on this host.
+fn holder_is_gone(lock: &Path) -> bool {
+    let mut text = [0u8; 32];
+    let Ok(mut file) = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(lock)
+    else {
+        return false;
+    };
+    let Ok(len) = file.read(&mut text) else {
+        return false;
+    };
+    let pid = std::str::from_utf8(&text[..len])
+        .ok()
+        .and_then(|text| text.trim().parse::<i32>().ok());
+    match pid {
+        Some(pid) if pid > 0 => kill(Pid::from_raw(pid), None) == Err(Errno::ESRCH),
+        _ => false,
+    }
+}
+
+/// The uniquely named file that is linked to the lock name; removed on drop.
+struct TempFile {
+    path: PathBuf,
+}
+
+impl TempFile {
+    fn create(mailbox: &Path) -> io::Result<TempFile> {
+        let dir = mailbox.parent().unwrap_or(Path::new("."));
+        let base = mailbox.file_name().unwrap_or_default().to_string_lossy();
+        let host = nix::unistd::gethostname()
+            .map(|h| h.to_string_lossy().replace(['/', '.'], "_"))
+            .unwrap_or_default();
+        let pid = std::process::id();
+        let path = dir.join(format!(
+            ".{base}.lock.{host}.{pid}.{:016x}",
+            fastrand::u64(..)
+        ));
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)?;
+        let temp = TempFile { path };
+        file.write_all(format!("{pid}\n").as_bytes())?;
+        Ok(temp)
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}

@@ -1,0 +1,169 @@
+//! The mailbox-locking module: the only code in pop1d that locks a mailbox.
+//!
+//! It takes, in Debian Policy's order and all on the one open file description of
+//! the mailbox: an fcntl lock, the `<mailbox>.lock` dot-lock, and a flock lock.
+//! Every try is non-blocking; when any lock is held by somebody else, whatever was
+//! taken is released, and after a short random pause everything is tried again,
+//! until the lock timeout. Release happens on drop, so every way out of a
+//! transaction (a reply, an error, a panic unwinding) lets go of the mailbox.
+//!
+//! It knows nothing of the protocol and never decides a reply.
+
+mod dotlock;
+mod fcntl;
+mod flock;
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+pub use dotlock::lock_path as dotlock_path;
+
+use crate::limits::{LOCK_RETRY_MAX, LOCK_RETRY_MIN};
+
+/// Which locks to take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Methods {
+    pub fcntl: bool,
+    pub dotlock: bool,
+    pub flock: bool,
+}
+
+impl Methods {
+    pub const ALL: Methods = Methods {
+        fcntl: true,
+        dotlock: true,
+        flock: true,
+    };
+
+    /// Parse `--locks`: a comma-separated list of `fcntl`, `dotlock`, `flock`.
+    pub fn parse(list: &str) -> Result<Methods, String> {
+        let mut methods = Methods {
+            fcntl: false,
+            dotlock: false,
+            flock: false,
+        };
+        for name in list.split(',').map(str::trim) {
+            match name {
+                "fcntl" => methods.fcntl = true,
+                "dotlock" => methods.dotlock = true,
+                "flock" => methods.flock = true,
+                other => return Err(format!("unknown lock method {other:?}")),
+            }
+        }
+        Ok(methods)
+    }
+}
+
+/// How to lock.
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    pub methods: Methods,
+    /// How long to keep trying while somebody else holds a lock.
+    pub timeout: Duration,
+}
+
+/// Why a mailbox could not be locked.
+#[derive(Debug)]
+pub enum LockError {
+    /// Somebody else held a lock for the whole timeout.
+    Busy,
+    /// A lock could not be tried at all (permissions, file system); `what` names it.
+    Failed {
+        what: &'static str,
+        error: io::Error,
+    },
+}
+
+impl std::fmt::Display for LockError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LockError::Busy => f.write_str("locked by another process"),
+            LockError::Failed { what, error } => write!(f, "cannot take the {what} lock: {error}"),
+        }
+    }
+}
+
+/// A mailbox file with every configured lock held. Dropping it releases them in
+/// the reverse order, then closes the file.
+#[derive(Debug)]
+pub struct LockedFile {
+    file: File,
+    fcntl: bool,
+    dotlock: Option<dotlock::DotLock>,
+    flock: bool,
+}
+
+impl LockedFile {
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+}
+
+impl Drop for LockedFile {
+    fn drop(&mut self) {
+        release(self);
+    }
+}
+
+/// Lock `file`, the open mailbox found at `path`.
+pub fn lock(file: File, path: &Path, config: &Config) -> Result<LockedFile, LockError> {
+    let deadline = Instant::now() + config.timeout;
+    let mut locked = LockedFile {
+        file,
+        fcntl: false,
+        dotlock: None,
+        flock: false,
+    };
+    loop {
+        if try_all(&mut locked, path, config.methods)? {
+            return Ok(locked);
+        }
+        release(&mut locked);
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(LockError::Busy);
+        }
+        let pause = Duration::from_millis(fastrand::u64(
+            LOCK_RETRY_MIN.as_millis() as u64..=LOCK_RETRY_MAX.as_millis() as u64,
+        ));
+        std::thread::sleep(pause.min(deadline - now));
+    }
+}
+
+/// One non-blocking try at every lock, in order. `Ok(false)`: one is held elsewhere.
+fn try_all(locked: &mut LockedFile, path: &Path, methods: Methods) -> Result<bool, LockError> {
+    let failed = |what| move |error| LockError::Failed { what, error };
+    if methods.fcntl {
+        locked.fcntl = fcntl::try_lock(&locked.file).map_err(failed("fcntl"))?;
+        if !locked.fcntl {
+            return Ok(false);
+        }
+    }
+    if methods.dotlock {
+        locked.dotlock = dotlock::try_lock(path).map_err(failed("dot-lock"))?;
+        if locked.dotlock.is_none() {
+            return Ok(false);
+        }
+    }
+    if methods.flock {
+        locked.flock = flock::try_lock(&locked.file).map_err(failed("flock"))?;
+        if !locked.flock {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+fn release(locked: &mut LockedFile) {
+    if locked.flock {
+        flock::unlock(&locked.file);
+        locked.flock = false;
+    }
+    drop(locked.dotlock.take());
+    if locked.fcntl {
+        fcntl::unlock(&locked.file);
+        locked.fcntl = false;
+    }
+}

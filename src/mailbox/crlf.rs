@@ -1,0 +1,137 @@
+//! The mail data on the wire: every LF not already preceded by CR becomes CR LF,
+//! and a final line without LF is completed with CR LF (PROTOCOL.md).
+//!
+//! Pure and incremental, so a mailbox of any size is counted and sent in chunks
+//! of fixed size. The count and the encoding share [`bare_lf_positions`], so the
+//! `#count` and the octets sent cannot disagree. Never allocate per line here: this
+//! is the hot path of RCEV.
+
+/// Positions in `chunk` of each LF not preceded by CR; `prev` is the byte before
+/// the chunk (0 at the start of the file).
+fn bare_lf_positions(chunk: &[u8], prev: u8) -> impl Iterator<Item = usize> + '_ {
+    memchr::memchr_iter(b'\n', chunk).filter(move |&at| {
+        let before = if at == 0 { prev } else { chunk[at - 1] };
+        before != b'\r'
+    })
+}
+
+/// Counts the octets the encoder will produce for the same bytes.
+#[derive(Debug, Default)]
+pub struct Counter {
+    len: u64,
+    bare_lf: u64,
+    last: u8,
+}
+
+impl Counter {
+    pub fn feed(&mut self, chunk: &[u8]) {
+        if let Some(&last) = chunk.last() {
+            self.bare_lf += bare_lf_positions(chunk, self.last).count() as u64;
+            self.len += chunk.len() as u64;
+            self.last = last;
+        }
+    }
+
+    /// The total octets on the wire for everything fed.
+    pub fn total(&self) -> u64 {
+        let completion = if self.len > 0 && self.last != b'\n' {
+            2
+        } else {
+            0
+        };
+        self.len + self.bare_lf + completion
+    }
+}
+
+/// Turns mailbox bytes into wire bytes, chunk by chunk.
+#[derive(Debug, Default)]
+pub struct Encoder {
+    fed: bool,
+    last: u8,
+}
+
+impl Encoder {
+    /// Append the wire form of `chunk` to `out`. At most `2 * chunk.len()` octets.
+    pub fn encode(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
+        let Some(&last) = chunk.last() else { return };
+        let mut from = 0;
+        for at in bare_lf_positions(chunk, self.last) {
+            out.extend_from_slice(&chunk[from..at]);
+            out.extend_from_slice(b"\r\n");
+            from = at + 1;
+        }
+        out.extend_from_slice(&chunk[from..]);
+        self.fed = true;
+        self.last = last;
+    }
+
+    /// Append what ends the data: CR LF when the last line had no LF.
+    pub fn finish(&self, out: &mut Vec<u8>) {
+        if self.fed && self.last != b'\n' {
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode_in_chunks(data: &[u8], chunk: usize) -> Vec<u8> {
+        let mut encoder = Encoder::default();
+        let mut out = Vec::new();
+        for piece in data.chunks(chunk.max(1)) {
+            encoder.encode(piece, &mut out);
+        }
+        encoder.finish(&mut out);
+        out
+    }
+
+    fn count_in_chunks(data: &[u8], chunk: usize) -> u64 {
+        let mut counter = Counter::default();
+        for piece in data.chunks(chunk.max(1)) {
+            counter.feed(piece);
+        }
+        counter.total()
+    }
+
+    #[test]
+    fn the_protocol_example() {
+        let mbox =
+            b"From fred@example.org Thu Nov 26 10:00:00 2026\nSubject: hello\n\nHi Fred.\n\n";
+        assert_eq!(mbox.len(), 73);
+        assert_eq!(count_in_chunks(mbox, 4096), 78);
+        assert_eq!(encode_in_chunks(mbox, 4096).len(), 78);
+    }
+
+    #[test]
+    fn cases() {
+        let cases: [(&[u8], &[u8]); 8] = [
+            (b"", b""),
+            (b"a", b"a\r\n"),
+            (b"a\n", b"a\r\n"),
+            (b"a\r\n", b"a\r\n"),
+            (b"a\r", b"a\r\r\n"),
+            (b"\n\n", b"\r\n\r\n"),
+            (b"a\r\nb\nc", b"a\r\nb\r\nc\r\n"),
+            (b"\xff\x00\r\r\n", b"\xff\x00\r\r\n"),
+        ];
+        for (input, wire) in cases {
+            for chunk in 1..=4 {
+                assert_eq!(encode_in_chunks(input, chunk), wire, "{input:?} by {chunk}");
+                assert_eq!(
+                    count_in_chunks(input, chunk),
+                    wire.len() as u64,
+                    "{input:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_cr_lf_pair_split_between_chunks_stays_one_pair() {
+        let input = b"ab\r\ncd\n";
+        assert_eq!(encode_in_chunks(input, 3), b"ab\r\ncd\r\n");
+        assert_eq!(count_in_chunks(input, 3), 8);
+    }
+}

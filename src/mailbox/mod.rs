@@ -1,0 +1,211 @@
+//! mbox mailboxes: from a user name to a path, opening without following links,
+//! locking (through [`crate::lock`]), counting, sending, and deleting in place.
+//!
+//! It knows nothing of the protocol's states. It must never delete a byte beyond
+//! what was counted and sent, never open anything but a regular file, and never
+//! build a path from a name that [`crate::username::is_safe`] refuses.
+
+mod crlf;
+mod delete;
+mod template;
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+pub use crlf::{Counter, Encoder};
+pub use template::Template;
+
+use crate::limits::MAILBOX_CHUNK;
+use crate::lock::{self, LockError, LockedFile};
+use crate::session::{Mailbox, OpenError, SendError};
+
+/// How often the mailbox may be found replaced after locking before giving up.
+const REPLACED_RETRIES: usize = 3;
+
+/// An open, locked, counted mbox; or a missing one, which is empty.
+#[derive(Debug)]
+pub struct Mbox {
+    path: PathBuf,
+    /// `None` when the file does not exist.
+    locked: Option<LockedFile>,
+    /// The file's size when it was locked: the bytes that are counted and sent.
+    size: u64,
+    count: u64,
+    identity: (u64, u64),
+}
+
+impl Mbox {
+    /// Open, lock and count the mailbox at `path`.
+    pub fn open(path: &Path, locks: &lock::Config) -> Result<Mbox, OpenError> {
+        let failed = |what: &str, error: &dyn std::fmt::Display| {
+            OpenError::Failed(format!("{}: {what}: {error}", path.display()))
+        };
+        for _ in 0..REPLACED_RETRIES {
+            let file = match open_regular(path) {
+                Ok(Some(file)) => file,
+                Ok(None) => {
+                    return Ok(Mbox {
+                        path: path.into(),
+                        locked: None,
+                        size: 0,
+                        count: 0,
+                        identity: (0, 0),
+                    })
+                }
+                Err(error) => return Err(failed("cannot open", &error)),
+            };
+            let locked = match lock::lock(file, path, locks) {
+                Ok(locked) => locked,
+                Err(LockError::Busy) => return Err(OpenError::Busy),
+                Err(error) => return Err(failed("cannot lock", &error)),
+            };
+            let meta = locked
+                .file()
+                .metadata()
+                .map_err(|e| failed("cannot stat", &e))?;
+            let identity = (meta.dev(), meta.ino());
+            // While we waited for the lock the file may have been replaced (a
+            // rename over it); then lock what the path names now.
+            if !names_file(path, identity) {
+                continue;
+            }
+            let size = meta.len();
+            let count = count(locked.file(), size).map_err(|e| failed("cannot read", &e))?;
+            return Ok(Mbox {
+                path: path.into(),
+                locked: Some(locked),
+                size,
+                count,
+                identity,
+            });
+        }
+        Err(OpenError::Failed(format!(
+            "{}: keeps being replaced",
+            path.display()
+        )))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Open a mailbox for reading and writing, refusing a symbolic link at the last
+/// component, a FIFO, a device or a directory. `Ok(None)` when it does not exist.
+fn open_regular(path: &Path) -> io::Result<Option<File>> {
+    // O_NONBLOCK: opening a FIFO must not hang; it is refused just below.
+    let file = match OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) if error.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(io::Error::other("is a symbolic link"))
+        }
+        Err(error) => return Err(error),
+    };
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    Ok(Some(file))
+}
+
+/// True when `path` still names the file with this (device, inode).
+fn names_file(path: &Path, identity: (u64, u64)) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|meta| (meta.dev(), meta.ino()) == identity)
+}
+
+/// Read the first `size` bytes of `file` in chunks; `each` sees them in order.
+fn for_each_chunk(
+    file: &File,
+    size: u64,
+    buffer: &mut [u8],
+    mut each: impl FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<()> {
+    let mut offset = 0u64;
+    while offset < size {
+        let want = buffer.len().min((size - offset) as usize);
+        let got = file.read_at(&mut buffer[..want], offset)?;
+        if got == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "mailbox shrank",
+            ));
+        }
+        each(&buffer[..got])?;
+        offset += got as u64;
+    }
+    Ok(())
+}
+
+fn count(file: &File, size: u64) -> io::Result<u64> {
+    let mut counter = Counter::default();
+    let mut buffer = vec![0u8; MAILBOX_CHUNK];
+    for_each_chunk(file, size, &mut buffer, |chunk| {
+        counter.feed(chunk);
+        Ok(())
+    })?;
+    Ok(counter.total())
+}
+
+impl Mailbox for Mbox {
+    fn count(&self) -> u64 {
+        self.count
+    }
+
+    fn send(&mut self, out: &mut dyn Write) -> Result<(), SendError> {
+        let Some(locked) = &self.locked else {
+            return Ok(());
+        };
+        let mut encoder = Encoder::default();
+        let mut buffer = vec![0u8; MAILBOX_CHUNK];
+        let mut wire = Vec::with_capacity(2 * MAILBOX_CHUNK + 2);
+        let mut sent = 0u64;
+        let mut client_error = None;
+        let read = for_each_chunk(locked.file(), self.size, &mut buffer, |chunk| {
+            encoder.encode(chunk, &mut wire);
+            sent += wire.len() as u64;
+            if sent > self.count {
+                return Err(io::Error::other("mailbox changed while it was sent"));
+            }
+            if let Err(error) = out.write_all(&wire) {
+                client_error = Some(error);
+                return Err(io::Error::other("client"));
+            }
+            wire.clear();
+            Ok(())
+        });
+        if let Some(error) = client_error {
+            return Err(SendError::Client(error));
+        }
+        let mailbox_error = |error: &dyn std::fmt::Display| {
+            SendError::Mailbox(format!("{}: {error}", self.path.display()))
+        };
+        read.map_err(|e| mailbox_error(&e))?;
+        encoder.finish(&mut wire);
+        if sent + wire.len() as u64 != self.count {
+            return Err(mailbox_error(&"mailbox changed while it was sent"));
+        }
+        out.write_all(&wire)
+            .and_then(|()| out.flush())
+            .map_err(SendError::Client)
+    }
+
+    fn delete_sent(self) -> Result<u64, String> {
+        let Some(locked) = &self.locked else {
+            return Ok(0);
+        };
+        if self.size == 0 {
+            return Ok(0);
+        }
+        if !names_file(&self.path, self.identity) {
+            return Err("another file now stands at the mailbox's path".into());
+        }
+        delete::delete_prefix(locked.file(), self.size)
+    }
+}

@@ -1,0 +1,524 @@
+//! The RFC 918 session: the state machine of PROTOCOL.md.
+//!
+//! Sans-I/O: it turns client lines into replies and actions, and asks a [`Backend`]
+//! to verify passwords and open mailboxes. It never touches a file, a socket, a
+//! clock or a log itself; the caller (the binary's edge, a test, a fuzzer) owns
+//! those. It must never delete mail except through [`Mailbox::delete_sent`] after a
+//! completed RCEV and an RCVD, and it must never put a password into a reply or an
+//! event.
+
+use std::io::Write;
+
+use crate::command::{self, Command};
+use crate::username;
+
+/// How a transaction was begun.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// RETR: read, keep.
+    Retr,
+    /// RDEL: read, then delete what was sent once the client confirms with RCVD.
+    Rdel,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Retr => "RETR",
+            Mode::Rdel => "RDEL",
+        }
+    }
+}
+
+/// One reply line, written for the client: never a path, a password, or whether a
+/// user exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Ok(&'static str),
+    Err(&'static str),
+    Count(u64),
+}
+
+impl Reply {
+    /// The reply as it goes on the wire, CR LF included.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Reply::Ok("") => out.extend_from_slice(b"+OK"),
+            Reply::Ok(text) => {
+                out.extend_from_slice(b"+OK ");
+                out.extend_from_slice(text.as_bytes());
+            }
+            Reply::Err("") => out.extend_from_slice(b"-ERR"),
+            Reply::Err(text) => {
+                out.extend_from_slice(b"-ERR ");
+                out.extend_from_slice(text.as_bytes());
+            }
+            Reply::Count(n) => {
+                // write! into a Vec cannot fail.
+                let _ = write!(out, "#{n}");
+            }
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+pub const GREETING: Reply = Reply::Ok("POP1 server ready");
+const AUTH_FAILED: Reply = Reply::Err("authentication failed");
+const TOO_MANY_FAILURES: Reply = Reply::Err("too many authentication failures, closing");
+const OUT_OF_ORDER: Reply = Reply::Err("command out of order");
+const UNKNOWN: Reply = Reply::Err("unknown command");
+const SYNTAX: Reply = Reply::Err("syntax error");
+const NO_SUCH_MAILBOX: Reply = Reply::Err("no such mailbox");
+pub const LINE_TOO_LONG: Reply = Reply::Err("line too long");
+pub const TIMED_OUT: Reply = Reply::Err("timeout, closing");
+
+/// Why a session ended: chooses the exit status and the log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Quit,
+    EndOfInput,
+    Timeout,
+    TooManyFailures,
+    /// The client went away or could not be written to.
+    ClientGone,
+    /// A signal asked the server to stop.
+    Terminated,
+    /// The server could not send what it had counted; the connection is aborted.
+    MailboxFault,
+}
+
+impl End {
+    pub fn describe(self) -> &'static str {
+        match self {
+            End::Quit => "quit",
+            End::EndOfInput => "end of input",
+            End::Timeout => "timeout",
+            End::TooManyFailures => "too many login failures",
+            End::ClientGone => "client write error",
+            End::Terminated => "terminated by signal",
+            End::MailboxFault => "mailbox read error",
+        }
+    }
+}
+
+/// What became of a transaction, for the operator's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Kept,
+    Deleted { appended_kept: u64 },
+    NotDeleted(String),
+    Aborted(&'static str),
+}
+
+/// Something the operator (and fail2ban) wants in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Login {
+        user: String,
+    },
+    LoginFailed {
+        user: String,
+    },
+    TooManyFailures {
+        user: String,
+    },
+    /// Sign-in refused because the back end cannot verify anyone (misconfiguration).
+    AuthUnavailable {
+        user: String,
+    },
+    Busy {
+        user: String,
+    },
+    OpenFailed {
+        user: String,
+        why: String,
+    },
+    Transaction {
+        user: String,
+        mode: Mode,
+        bytes: u64,
+        outcome: Outcome,
+    },
+}
+
+/// What the caller must do, in order.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action {
+    Reply(Reply),
+    /// Send the open mailbox's data now: call [`Session::send_mail`].
+    SendMail,
+    /// Wait the authentication delay before going on.
+    AuthDelay,
+    Log(Event),
+    /// End the session (after the actions before this one).
+    Close(End),
+}
+
+/// The answer of a password check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Granted,
+    Denied,
+    /// Nobody can be verified (no password back end is configured).
+    Unavailable,
+}
+
+/// Why a mailbox could not be opened.
+#[derive(Debug)]
+pub enum OpenError {
+    /// Somebody else held the lock for longer than the lock timeout.
+    Busy,
+    /// Anything else; the text is for the operator's log, never for the client.
+    Failed(String),
+}
+
+/// Why RCEV could not send all the counted octets.
+#[derive(Debug)]
+pub enum SendError {
+    /// Writing to the client failed or timed out.
+    Client(std::io::Error),
+    /// The mailbox could not be read as counted; the text is for the log.
+    Mailbox(String),
+}
+
+/// What the session needs from the world. Implemented by the file-backed store of
+/// the binary, and by in-memory models in tests.
+pub trait Backend {
+    type Mailbox: Mailbox;
+    /// Check a password. `user` is `None` when the name given could never be valid;
+    /// the check must then cost the same as for a real user and be denied.
+    fn verify(&mut self, user: Option<&str>, password: &[u8]) -> Verdict;
+    /// Open, lock and count the user's own mailbox.
+    fn open(&mut self, user: &str, mode: Mode) -> Result<Self::Mailbox, OpenError>;
+}
+
+/// An open, locked, counted mailbox. Dropping it ends the transaction without
+/// deleting anything and releases the locks.
+pub trait Mailbox {
+    /// The exact number of octets [`Mailbox::send`] writes.
+    fn count(&self) -> u64;
+    /// Write exactly `count()` octets, or fail.
+    fn send(&mut self, out: &mut dyn Write) -> Result<(), SendError>;
+    /// Delete what was counted and sent. `Ok` carries the number of bytes that
+    /// arrived after the count and were kept; `Err` says why nothing was deleted.
+    fn delete_sent(self) -> Result<u64, String>;
+}
+
+struct Transaction<M> {
+    user: String,
+    mode: Mode,
+    mailbox: M,
+}
+
+enum State<M> {
+    /// No user given.
+    Auth,
+    /// USER given; `None` when the name could never be valid.
+    Pass(GivenName),
+    Idle(String),
+    Open(Transaction<M>),
+    Sent(Transaction<M>),
+}
+
+struct GivenName {
+    /// Printable for the log (control bytes escaped); the real name when usable.
+    shown: String,
+    usable: bool,
+}
+
+/// One client session.
+pub struct Session<B: Backend> {
+    backend: B,
+    state: State<B::Mailbox>,
+    failures: u32,
+    max_failures: u32,
+}
+
+impl<B: Backend> Session<B> {
+    pub fn new(backend: B, max_failures: u32) -> Self {
+        Session {
+            backend,
+            state: State::Auth,
+            failures: 0,
+            max_failures: max_failures.max(1),
+        }
+    }
+
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// Handle one complete client line (terminator removed).
+    pub fn handle_line(&mut self, line: &[u8]) -> Vec<Action> {
+        let command = command::parse(line);
+        let state = std::mem::replace(&mut self.state, State::Auth);
+        let (state, actions) = self.step(state, command);
+        self.state = state;
+        actions
+    }
+
+    /// A line longer than the limit was discarded: refused, and the state stays.
+    pub fn line_too_long(&mut self) -> Vec<Action> {
+        vec![Action::Reply(LINE_TOO_LONG)]
+    }
+
+    /// The client closed its side. Nothing is deleted.
+    pub fn end_of_input(&mut self) -> Vec<Action> {
+        let mut actions = self.abort("end of input");
+        actions.push(Action::Close(End::EndOfInput));
+        actions
+    }
+
+    /// The client was silent, or stopped reading, for too long.
+    pub fn timed_out(&mut self) -> Vec<Action> {
+        let mut actions = self.abort("timeout");
+        actions.push(Action::Reply(TIMED_OUT));
+        actions.push(Action::Close(End::Timeout));
+        actions
+    }
+
+    /// The session must end now for a reason outside the protocol (a signal, a
+    /// write error). Nothing is deleted.
+    pub fn stop(&mut self, end: End) -> Vec<Action> {
+        let mut actions = self.abort(end.describe());
+        actions.push(Action::Close(end));
+        actions
+    }
+
+    /// After [`Action::SendMail`]: send the counted data. On failure the
+    /// transaction is aborted (nothing deleted) and the session must close.
+    pub fn send_mail(&mut self, out: &mut dyn Write) -> Vec<Action> {
+        let State::Open(mut txn) = std::mem::replace(&mut self.state, State::Auth) else {
+            unreachable!("SendMail is only asked for in the OPEN state");
+        };
+        match txn.mailbox.send(out) {
+            Ok(()) => {
+                self.state = State::Sent(txn);
+                Vec::new()
+            }
+            Err(error) => {
+                let (why, end) = match &error {
+                    SendError::Client(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                        ("timeout while sending", End::Timeout)
+                    }
+                    SendError::Client(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                        ("terminated by signal while sending", End::Terminated)
+                    }
+                    SendError::Client(_) => ("client write error", End::ClientGone),
+                    SendError::Mailbox(_) => ("mailbox read error", End::MailboxFault),
+                };
+                let mut actions = Vec::new();
+                if let SendError::Mailbox(detail) = &error {
+                    actions.push(Action::Log(Event::OpenFailed {
+                        user: txn.user.clone(),
+                        why: detail.clone(),
+                    }));
+                }
+                actions.push(aborted(txn, why));
+                self.state = State::Auth;
+                actions.push(Action::Close(end));
+                actions
+            }
+        }
+    }
+
+    fn abort(&mut self, why: &'static str) -> Vec<Action> {
+        abort_state(std::mem::replace(&mut self.state, State::Auth), why)
+    }
+
+    fn step(
+        &mut self,
+        state: State<B::Mailbox>,
+        command: Command<'_>,
+    ) -> (State<B::Mailbox>, Vec<Action>) {
+        use Command as C;
+        use State as S;
+        let reply = |r: Reply| vec![Action::Reply(r)];
+        match (state, command) {
+            (state, C::Quit) => {
+                let mut actions = abort_state(state, "quit");
+                actions.push(Action::Reply(Reply::Ok("bye")));
+                actions.push(Action::Close(End::Quit));
+                (S::Auth, actions)
+            }
+            (state, C::Noop) => (state, reply(Reply::Ok(""))),
+            (S::Open(txn) | S::Sent(txn), C::Rset) => {
+                let user = txn.user.clone();
+                (
+                    S::Idle(user),
+                    vec![aborted(txn, "rset"), Action::Reply(Reply::Ok(""))],
+                )
+            }
+            (S::Idle(user), C::Rset) => (S::Idle(user), reply(Reply::Ok(""))),
+            (S::Auth | S::Pass(_), C::Rset) => (S::Auth, reply(Reply::Ok(""))),
+
+            (S::Auth, C::User(name)) => (S::Pass(given_name(name)), reply(Reply::Ok(""))),
+            (S::Pass(name), C::Pass(password)) => self.check_password(name, password),
+            // Anything else while a password is awaited forgets the name.
+            (S::Pass(_), C::Unknown) => (S::Auth, reply(UNKNOWN)),
+            (S::Pass(_), C::Syntax) => (S::Auth, reply(SYNTAX)),
+            (S::Pass(_), _) => (S::Auth, reply(OUT_OF_ORDER)),
+
+            (S::Idle(user), C::Retr(name)) => self.begin(user, name, Mode::Retr),
+            (S::Idle(user), C::Rdel(name)) => self.begin(user, name, Mode::Rdel),
+            (S::Open(txn), C::Rcev) => (S::Open(txn), vec![Action::SendMail]),
+            (S::Sent(txn), C::Rcvd) => finish(txn),
+
+            (state, C::Unknown) => (state, reply(UNKNOWN)),
+            (state, C::Syntax) => (state, reply(SYNTAX)),
+            (state, _) => (state, reply(OUT_OF_ORDER)),
+        }
+    }
+
+    fn check_password(
+        &mut self,
+        name: GivenName,
+        password: &[u8],
+    ) -> (State<B::Mailbox>, Vec<Action>) {
+        let user = name.usable.then_some(name.shown.as_str());
+        match self.backend.verify(user, password) {
+            Verdict::Granted => {
+                self.failures = 0;
+                let actions = vec![
+                    Action::Log(Event::Login {
+                        user: name.shown.clone(),
+                    }),
+                    Action::Reply(Reply::Ok("")),
+                ];
+                (State::Idle(name.shown), actions)
+            }
+            Verdict::Unavailable => {
+                let actions = vec![
+                    Action::Log(Event::AuthUnavailable { user: name.shown }),
+                    Action::Reply(Reply::Err("no password database is configured")),
+                ];
+                (State::Auth, actions)
+            }
+            Verdict::Denied => {
+                self.failures += 1;
+                if self.failures >= self.max_failures {
+                    let actions = vec![
+                        Action::Log(Event::TooManyFailures { user: name.shown }),
+                        Action::AuthDelay,
+                        Action::Reply(TOO_MANY_FAILURES),
+                        Action::Close(End::TooManyFailures),
+                    ];
+                    (State::Auth, actions)
+                } else {
+                    let actions = vec![
+                        Action::Log(Event::LoginFailed { user: name.shown }),
+                        Action::AuthDelay,
+                        Action::Reply(AUTH_FAILED),
+                    ];
+                    (State::Auth, actions)
+                }
+            }
+        }
+    }
+
+    fn begin(
+        &mut self,
+        user: String,
+        mailbox_name: &[u8],
+        mode: Mode,
+    ) -> (State<B::Mailbox>, Vec<Action>) {
+        // Only the user's own mailbox exists for them; the same reply whether or
+        // not a file of another name exists.
+        if mailbox_name != user.as_bytes() {
+            return (State::Idle(user), vec![Action::Reply(NO_SUCH_MAILBOX)]);
+        }
+        match self.backend.open(&user, mode) {
+            Ok(mailbox) => {
+                let count = mailbox.count();
+                let txn = Transaction {
+                    user,
+                    mode,
+                    mailbox,
+                };
+                (State::Open(txn), vec![Action::Reply(Reply::Count(count))])
+            }
+            Err(OpenError::Busy) => {
+                let actions = vec![
+                    Action::Log(Event::Busy { user: user.clone() }),
+                    Action::Reply(Reply::Err("mailbox busy, try again later")),
+                ];
+                (State::Idle(user), actions)
+            }
+            Err(OpenError::Failed(why)) => {
+                let actions = vec![
+                    Action::Log(Event::OpenFailed {
+                        user: user.clone(),
+                        why,
+                    }),
+                    Action::Reply(Reply::Err("mailbox unavailable")),
+                ];
+                (State::Idle(user), actions)
+            }
+        }
+    }
+}
+
+fn given_name(raw: &[u8]) -> GivenName {
+    match std::str::from_utf8(raw) {
+        Ok(name) if username::is_safe(name) => GivenName {
+            shown: name.to_owned(),
+            usable: true,
+        },
+        _ => GivenName {
+            shown: username::escape_for_log(raw),
+            usable: false,
+        },
+    }
+}
+
+/// End whatever transaction `state` holds, deleting nothing.
+fn abort_state<M: Mailbox>(state: State<M>, why: &'static str) -> Vec<Action> {
+    match state {
+        State::Open(txn) | State::Sent(txn) => vec![aborted(txn, why)],
+        _ => Vec::new(),
+    }
+}
+
+fn aborted<M: Mailbox>(txn: Transaction<M>, why: &'static str) -> Action {
+    let bytes = txn.mailbox.count();
+    // Dropping the mailbox releases its locks with nothing deleted.
+    drop(txn.mailbox);
+    Action::Log(Event::Transaction {
+        user: txn.user,
+        mode: txn.mode,
+        bytes,
+        outcome: Outcome::Aborted(why),
+    })
+}
+
+fn finish<M: Mailbox>(txn: Transaction<M>) -> (State<M>, Vec<Action>) {
+    let Transaction {
+        user,
+        mode,
+        mailbox,
+    } = txn;
+    let bytes = mailbox.count();
+    let (outcome, reply) = match mode {
+        Mode::Retr => {
+            drop(mailbox);
+            (Outcome::Kept, Reply::Ok(""))
+        }
+        Mode::Rdel => match mailbox.delete_sent() {
+            Ok(appended_kept) => (Outcome::Deleted { appended_kept }, Reply::Ok("")),
+            Err(why) => (
+                Outcome::NotDeleted(why),
+                Reply::Err("mailbox changed, mail not deleted"),
+            ),
+        },
+    };
+    let event = Event::Transaction {
+        user: user.clone(),
+        mode,
+        bytes,
+        outcome,
+    };
+    (
+        State::Idle(user),
+        vec![Action::Log(event), Action::Reply(reply)],
+    )
+}

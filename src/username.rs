@@ -1,0 +1,67 @@
+//! Which user names may become part of a path, and how a name is shown in a log.
+//!
+//! Pure. A name that fails [`is_safe`] must never reach the file system.
+
+use crate::limits::MAX_USER_NAME;
+
+/// True when `name` can be put into a mailbox path template safely: not empty, at
+/// most 64 octets, no `/`, no leading `.`, no NUL or other control characters, and
+/// no white space (no Unix account has any).
+pub fn is_safe(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_USER_NAME
+        && !name.starts_with('.')
+        && !name
+            .chars()
+            .any(|c| c == '/' || c.is_control() || c.is_whitespace())
+}
+
+/// The name as a log line may show it: printable ASCII kept, every other byte
+/// written as `\xNN`, and at most 64 bytes of it, so a client cannot forge or flood
+/// log lines (fail2ban reads them).
+pub fn escape_for_log(raw: &[u8]) -> String {
+    let mut shown = String::new();
+    for &byte in raw.iter().take(MAX_USER_NAME) {
+        if byte.is_ascii_graphic() && byte != b'\\' {
+            shown.push(byte as char);
+        } else {
+            shown.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    if raw.len() > MAX_USER_NAME {
+        shown.push_str("...");
+    }
+    shown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsafe_names_are_refused() {
+        for name in [
+            "", ".", "..", ".hidden", "a/b", "/etc", "a\0b", "a\nb", "a b", "a\u{85}",
+        ] {
+            assert!(!is_safe(name), "{name:?}");
+        }
+        assert!(!is_safe(&"x".repeat(65)));
+        assert!(is_safe(&"x".repeat(64)));
+        for name in [
+            "fred",
+            "fred.smith",
+            "fred-1",
+            "jürgen",
+            "a_b+c@example.org",
+        ] {
+            assert!(is_safe(name), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn log_names_are_printable() {
+        assert_eq!(escape_for_log(b"fred"), "fred");
+        assert_eq!(escape_for_log(b"a b\n\\"), "a\\x20b\\x0a\\x5c");
+        assert_eq!(escape_for_log("é".as_bytes()), "\\xc3\\xa9");
+    }
+}
