@@ -48,6 +48,12 @@ fn main() -> ExitCode {
         Request::Serve(options) => options,
     };
     let mut log = Log::open(options.log);
+    // The default hook would print to stderr, which under inetd may be the
+    // client's socket. The panic then unwinds, and the locks are released.
+    let target = options.log;
+    std::panic::set_hook(Box::new(move |info| {
+        Log::open(target).line(Level::Error, &format!("internal error: {info}"));
+    }));
     let store = match prepare(&options, &mut log) {
         Ok(store) => store,
         Err(error) => return refuse(&mut log, error),

@@ -110,7 +110,8 @@ pub enum Outcome {
     Aborted(&'static str),
 }
 
-/// Something the operator (and fail2ban) wants in the log.
+/// Something the operator (and fail2ban) wants in the log. User names in events
+/// are already escaped for the log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     Login {
@@ -221,9 +222,10 @@ enum State<M> {
 }
 
 struct GivenName {
-    /// Printable for the log (control bytes escaped); the real name when usable.
+    /// The name, when it could be a real one.
+    usable: Option<String>,
+    /// As the log shows it.
     shown: String,
-    usable: bool,
 }
 
 /// One client session.
@@ -310,7 +312,7 @@ impl<B: Backend> Session<B> {
                 let mut actions = Vec::new();
                 if let SendError::Mailbox(detail) = &error {
                     actions.push(Action::Log(Event::OpenFailed {
-                        user: txn.user.clone(),
+                        user: shown(&txn.user),
                         why: detail.clone(),
                     }));
                 }
@@ -375,26 +377,26 @@ impl<B: Backend> Session<B> {
         name: GivenName,
         password: &[u8],
     ) -> (State<B::Mailbox>, Vec<Action>) {
-        let user = name.usable.then_some(name.shown.as_str());
-        match self.backend.verify(user, password) {
-            Verdict::Granted => {
+        match (
+            self.backend.verify(name.usable.as_deref(), password),
+            name.usable,
+        ) {
+            (Verdict::Granted, Some(user)) => {
                 self.failures = 0;
                 let actions = vec![
-                    Action::Log(Event::Login {
-                        user: name.shown.clone(),
-                    }),
+                    Action::Log(Event::Login { user: name.shown }),
                     Action::Reply(Reply::Ok("")),
                 ];
-                (State::Idle(name.shown), actions)
+                (State::Idle(user), actions)
             }
-            Verdict::Unavailable => {
+            (Verdict::Unavailable, _) => {
                 let actions = vec![
                     Action::Log(Event::AuthUnavailable { user: name.shown }),
                     Action::Reply(Reply::Err("no password database is configured")),
                 ];
                 (State::Auth, actions)
             }
-            Verdict::Denied => {
+            (Verdict::Denied | Verdict::Granted, _) => {
                 self.failures += 1;
                 if self.failures >= self.max_failures {
                     let actions = vec![
@@ -439,7 +441,7 @@ impl<B: Backend> Session<B> {
             }
             Err(OpenError::Busy) => {
                 let actions = vec![
-                    Action::Log(Event::Busy { user: user.clone() }),
+                    Action::Log(Event::Busy { user: shown(&user) }),
                     Action::Reply(Reply::Err("mailbox busy, try again later")),
                 ];
                 (State::Idle(user), actions)
@@ -447,7 +449,7 @@ impl<B: Backend> Session<B> {
             Err(OpenError::Failed(why)) => {
                 let actions = vec![
                     Action::Log(Event::OpenFailed {
-                        user: user.clone(),
+                        user: shown(&user),
                         why,
                     }),
                     Action::Reply(Reply::Err("mailbox unavailable")),
@@ -459,16 +461,18 @@ impl<B: Backend> Session<B> {
 }
 
 fn given_name(raw: &[u8]) -> GivenName {
-    match std::str::from_utf8(raw) {
-        Ok(name) if username::is_safe(name) => GivenName {
-            shown: name.to_owned(),
-            usable: true,
-        },
-        _ => GivenName {
-            shown: username::escape_for_log(raw),
-            usable: false,
-        },
+    let usable = std::str::from_utf8(raw)
+        .ok()
+        .filter(|name| username::is_safe(name))
+        .map(str::to_owned);
+    GivenName {
+        usable,
+        shown: username::escape_for_log(raw),
     }
+}
+
+fn shown(user: &str) -> String {
+    username::escape_for_log(user.as_bytes())
 }
 
 /// End whatever transaction `state` holds, deleting nothing.
@@ -484,7 +488,7 @@ fn aborted<M: Mailbox>(txn: Transaction<M>, why: &'static str) -> Action {
     // Dropping the mailbox releases its locks with nothing deleted.
     drop(txn.mailbox);
     Action::Log(Event::Transaction {
-        user: txn.user,
+        user: shown(&txn.user),
         mode: txn.mode,
         bytes,
         outcome: Outcome::Aborted(why),
@@ -512,7 +516,7 @@ fn finish<M: Mailbox>(txn: Transaction<M>) -> (State<M>, Vec<Action>) {
         },
     };
     let event = Event::Transaction {
-        user: user.clone(),
+        user: shown(&user),
         mode,
         bytes,
         outcome,

@@ -16,13 +16,13 @@ pub fn is_safe(name: &str) -> bool {
             .any(|c| c == '/' || c.is_control() || c.is_whitespace())
 }
 
-/// The name as a log line may show it: printable ASCII kept, every other byte
-/// written as `\xNN`, and at most 64 bytes of it, so a client cannot forge or flood
-/// log lines (fail2ban reads them).
+/// The name as a log line may show it: letters, digits and `._@+-` kept, every
+/// other byte written as `\xNN`, and at most 64 bytes of it, so a client can neither
+/// forge a field (`, rip=...`) nor flood the log that fail2ban reads.
 pub fn escape_for_log(raw: &[u8]) -> String {
     let mut shown = String::new();
     for &byte in raw.iter().take(MAX_USER_NAME) {
-        if byte.is_ascii_graphic() && byte != b'\\' {
+        if byte.is_ascii_alphanumeric() || b"._@+-".contains(&byte) {
             shown.push(byte as char);
         } else {
             shown.push_str(&format!("\\x{byte:02x}"));
@@ -62,6 +62,7 @@ mod tests {
     fn log_names_are_printable() {
         assert_eq!(escape_for_log(b"fred"), "fred");
         assert_eq!(escape_for_log(b"a b\n\\"), "a\\x20b\\x0a\\x5c");
+        assert_eq!(escape_for_log(b"x,rip=1.2.3.4"), "x\\x2crip\\x3d1.2.3.4");
         assert_eq!(escape_for_log("é".as_bytes()), "\\xc3\\xa9");
     }
 }
