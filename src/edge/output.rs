@@ -17,6 +17,7 @@ use nix::poll::{poll, PollFd, PollFlags};
 use nix::sys::stat::{fstat, SFlag};
 
 use super::input::poll_timeout;
+use crate::limits;
 use crate::session::Reply;
 
 pub struct ClientOutput {
@@ -125,6 +126,11 @@ fn make_nonblocking(fd: BorrowedFd<'_>) -> Option<OFlag> {
     let kind = SFlag::from_bits_truncate(fstat(fd).ok()?.st_mode) & SFlag::S_IFMT;
     if kind != SFlag::S_IFIFO && kind != SFlag::S_IFSOCK {
         return None;
+    }
+    if kind == SFlag::S_IFIFO {
+        // A larger pipe means fewer wake-ups of writer and reader per mailbox;
+        // refused (over the user's pipe quota) it simply stays as it was.
+        let _ = fcntl(fd, FcntlArg::F_SETPIPE_SZ(limits::PIPE_BUFFER));
     }
     let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).ok()?);
     fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).ok()?;
