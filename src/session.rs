@@ -400,6 +400,10 @@ impl<B: Backend> Session<B> {
                 self.failures += 1;
                 if self.failures >= self.max_failures {
                     let actions = vec![
+                        // fail2ban counts `login failed` lines: the last one too.
+                        Action::Log(Event::LoginFailed {
+                            user: name.shown.clone(),
+                        }),
                         Action::Log(Event::TooManyFailures { user: name.shown }),
                         Action::AuthDelay,
                         Action::Reply(TOO_MANY_FAILURES),
