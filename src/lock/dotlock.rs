@@ -15,7 +15,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::thread::JoinHandle;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use nix::errno::Errno;
 use nix::sys::signal::kill;
@@ -42,6 +42,10 @@ pub fn lock_path(mailbox: &Path) -> PathBuf {
 
 /// Try once to take the dot-lock of `mailbox`. `Ok(None)` when somebody holds it.
 pub fn try_lock(mailbox: &Path) -> io::Result<Option<DotLock>> {
+    try_lock_refreshed_every(mailbox, DOTLOCK_REFRESH)
+}
+
+fn try_lock_refreshed_every(mailbox: &Path, refresh: Duration) -> io::Result<Option<DotLock>> {
     let lock = lock_path(mailbox);
     let temp = TempFile::create(mailbox)?;
     // Two tries: the second after breaking a stale lock.
@@ -52,7 +56,7 @@ pub fn try_lock(mailbox: &Path) -> io::Result<Option<DotLock>> {
         match linked {
             _ if ours => {
                 let meta = fs::symlink_metadata(&lock)?;
-                return Ok(Some(DotLock::held(lock, (meta.dev(), meta.ino()))));
+                return Ok(Some(DotLock::held(lock, (meta.dev(), meta.ino()), refresh)));
             }
             Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
                 if !break_if_stale(&lock)? {
@@ -67,13 +71,13 @@ pub fn try_lock(mailbox: &Path) -> io::Result<Option<DotLock>> {
 }
 
 impl DotLock {
-    fn held(path: PathBuf, identity: (u64, u64)) -> DotLock {
+    fn held(path: PathBuf, identity: (u64, u64), refresh: Duration) -> DotLock {
         let (stop, stopped) = mpsc::channel::<()>();
         let touched = path.clone();
         let refresher = std::thread::Builder::new()
             .name("dotlock-refresh".into())
             .spawn(move || {
-                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(DOTLOCK_REFRESH) {
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(refresh) {
                     touch_if_ours(&touched, identity);
                 }
             })
@@ -196,5 +200,59 @@ impl TempFile {
 impl Drop for TempFile {
     fn drop(&mut self) {
         let _ = fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn age(path: &Path) -> Duration {
+        let modified = fs::metadata(path).unwrap().modified().unwrap();
+        SystemTime::now()
+            .duration_since(modified)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_held_lock_is_touched_and_removed_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let mailbox = dir.path().join("fred");
+        let held = try_lock_refreshed_every(&mailbox, Duration::from_millis(50))
+            .unwrap()
+            .unwrap();
+        let lock = lock_path(&mailbox);
+        assert_eq!(
+            fs::read_to_string(&lock).unwrap(),
+            format!("{}\n", std::process::id())
+        );
+        // Make it look ten minutes old; the refresher must bring it back to now.
+        let old = TimeSpec::from(libc::timespec {
+            tv_sec: SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64
+                - 600,
+            tv_nsec: 0,
+        });
+        utimensat(
+            nix::fcntl::AT_FDCWD,
+            &lock,
+            &old,
+            &old,
+            UtimensatFlags::NoFollowSymlink,
+        )
+        .unwrap();
+        assert!(age(&lock) > DOTLOCK_STALE_AGE);
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            age(&lock) < Duration::from_secs(5),
+            "the held lock was not touched"
+        );
+        // Somebody else cannot take it meanwhile: it is ours and alive.
+        assert!(try_lock(&mailbox).unwrap().is_none());
+        drop(held);
+        let left: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "left behind: {left:?}");
     }
 }
