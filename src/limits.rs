@@ -41,6 +41,13 @@ pub const DOTLOCK_STALE_AGE: Duration = Duration::from_secs(300);
 /// 60 s; half that leaves room for a slow disk or a busy machine.
 pub const DOTLOCK_REFRESH: Duration = Duration::from_secs(30);
 
+/// The most rounds RCVD may take to shift mail that a writer ignoring the lock
+/// appended during an RDEL (each round moves at most as many bytes as were counted,
+/// and ends with an fsync). More than this and nothing is deleted: the client gets
+/// `-ERR` and the mail again next time, which is safe, where thousands of fsyncs
+/// would not be.
+pub const DELETE_MAX_ROUNDS: u64 = 64;
+
 /// The size pop1d asks for the pipe on fd 1 when it is one (shell pipes, tests,
 /// benchmarks): 1 MiB, the default `/proc/sys/fs/pipe-max-size`, so that a reader
 /// and pop1d wake each other 16 times less often than with the 64 KiB default.

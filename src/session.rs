@@ -105,8 +105,12 @@ impl End {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Kept,
-    Deleted { appended_kept: u64 },
+    Deleted {
+        appended_kept: u64,
+    },
     NotDeleted(String),
+    /// Deletion started and failed: sent mail may partly remain; none unsent lost.
+    DeletionIncomplete(String),
     Aborted(&'static str),
 }
 
@@ -182,6 +186,16 @@ pub enum SendError {
     Mailbox(String),
 }
 
+/// Why RCVD could not delete the counted mail.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DeleteError {
+    /// Nothing was changed; the text is for the log.
+    Untouched(String),
+    /// Deletion began and could not finish: no unsent mail is lost, but a fragment
+    /// of sent mail may be left at the front. The text is for the log.
+    Incomplete(String),
+}
+
 /// What the session needs from the world. Implemented by the file-backed store of
 /// the binary, and by in-memory models in tests.
 pub trait Backend {
@@ -201,8 +215,8 @@ pub trait Mailbox {
     /// Write exactly `count()` octets, or fail.
     fn send(&mut self, out: &mut dyn Write) -> Result<(), SendError>;
     /// Delete what was counted and sent. `Ok` carries the number of bytes that
-    /// arrived after the count and were kept; `Err` says why nothing was deleted.
-    fn delete_sent(self) -> Result<u64, String>;
+    /// arrived after the count and were kept.
+    fn delete_sent(self) -> Result<u64, DeleteError>;
 }
 
 struct Transaction<M> {
@@ -513,9 +527,13 @@ fn finish<M: Mailbox>(txn: Transaction<M>) -> (State<M>, Vec<Action>) {
         }
         Mode::Rdel => match mailbox.delete_sent() {
             Ok(appended_kept) => (Outcome::Deleted { appended_kept }, Reply::Ok("")),
-            Err(why) => (
+            Err(DeleteError::Untouched(why)) => (
                 Outcome::NotDeleted(why),
                 Reply::Err("mailbox changed, mail not deleted"),
+            ),
+            Err(DeleteError::Incomplete(why)) => (
+                Outcome::DeletionIncomplete(why),
+                Reply::Err("mail only partly deleted"),
             ),
         },
     };

@@ -103,10 +103,14 @@ pub fn describe(event: &Event, rip: &str) -> (Level, String) {
                 Outcome::Deleted { appended_kept: 0 } => "deleted".to_owned(),
                 Outcome::Deleted { appended_kept } => format!("deleted, kept {appended_kept} appended bytes"),
                 Outcome::NotDeleted(why) => format!("not deleted ({why})"),
+                Outcome::DeletionIncomplete(why) => {
+                    format!("deletion incomplete, sent mail may be sent again ({why})")
+                }
                 Outcome::Aborted(why) => format!("aborted ({why})"),
             };
             let level = match event {
                 Event::Transaction { outcome: Outcome::NotDeleted(_), .. } => Level::Warning,
+                Event::Transaction { outcome: Outcome::DeletionIncomplete(_), .. } => Level::Error,
                 _ => Level::Info,
             };
             (level, format!("transaction: user={user}, mode={}, bytes={bytes}, {outcome}", mode.name()))

@@ -1,53 +1,86 @@
 //! Deleting the counted bytes of an mbox in place, after RCVD.
 //!
-//! The file keeps its inode, owner and mode: in the common case (nothing arrived
-//! since the count) it is truncated to zero, in constant time. When mail was
-//! appended after the counted bytes by a writer that ignored the lock, that mail is
-//! moved to the front and kept. It must never remove a byte past the counted prefix,
-//! and reports success only after fsync.
+//! The file keeps its inode, owner and mode. In the common case (nothing arrived
+//! since the count) it is truncated to zero and fsynced: no data is copied. When a
+//! writer that ignored the lock appended mail after the counted bytes, that mail is
+//! shifted to the front and kept.
 //!
-//! Our signal handlers only set a flag, so SIGTERM, SIGHUP and SIGINT cannot stop
-//! this half-way; SIGKILL can, and then the worst case is counted mail that is sent
-//! again, never lost mail: the kept tail is copied forward before the file is cut.
+//! It must never remove a byte past the counted prefix, and reports success only
+//! after fsync. The shift is done in rounds of at most `counted` bytes, each made
+//! durable before the next round overwrites its source, so that at every moment,
+//! on disk, each byte that was not sent exists at least once: a kill or a power cut
+//! halfway leaves a fragment of sent mail in front of the unsent mail, never a loss.
+//! Our signal handlers only set a flag, so no signal but SIGKILL stops it halfway.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
-use crate::limits::MAILBOX_CHUNK;
+use crate::limits::{DELETE_MAX_ROUNDS, MAILBOX_CHUNK};
+use crate::session::DeleteError;
 
 /// Remove the first `counted` bytes of `file`. Returns how many bytes after them
 /// were kept.
-pub fn delete_prefix(file: &File, counted: u64) -> Result<u64, String> {
-    let mut length = file.metadata().map_err(io("cannot stat"))?.len();
+pub fn delete_prefix(file: &File, counted: u64) -> Result<u64, DeleteError> {
+    let untouched = |what: &'static str| {
+        move |e: std::io::Error| DeleteError::Untouched(format!("{what}: {e}"))
+    };
+    let incomplete = |what: &'static str| {
+        move |e: std::io::Error| DeleteError::Incomplete(format!("{what}: {e}"))
+    };
+    let length = file.metadata().map_err(untouched("cannot stat"))?.len();
     if length < counted {
-        return Err(format!("mailbox shrank from {counted} to {length} bytes"));
+        return Err(DeleteError::Untouched(format!(
+            "mailbox shrank from {counted} to {length} bytes"
+        )));
     }
-    let mut kept = 0u64;
+    if length > counted && (length - counted).div_ceil(counted) > DELETE_MAX_ROUNDS {
+        return Err(DeleteError::Untouched(format!(
+            "{} bytes were appended after the {counted} counted ones, too many to move safely",
+            length - counted
+        )));
+    }
+    let mut moved = 0u64;
     let mut buffer = Vec::new();
-    // Copy what follows the counted bytes to the front; loop in case a writer that
-    // ignores the lock is still appending while we copy.
-    while counted + kept < length {
-        if buffer.is_empty() {
-            buffer = vec![0u8; MAILBOX_CHUNK];
-        }
-        let got = file
-            .read_at(&mut buffer, counted + kept)
-            .map_err(io("cannot read"))?;
-        if got == 0 {
+    loop {
+        // Appended by a writer that ignores the lock, perhaps still appending.
+        let tail = file.metadata().map_err(incomplete("cannot stat"))?.len() - counted;
+        if moved == tail {
             break;
         }
-        file.write_all_at(&buffer[..got], kept)
-            .map_err(io("cannot write"))?;
-        kept += got as u64;
-        length = length.max(file.metadata().map_err(io("cannot stat"))?.len());
+        while moved < tail {
+            let round = counted.min(tail - moved);
+            copy_within(file, counted + moved, moved, round, &mut buffer)
+                .map_err(incomplete("cannot move appended mail"))?;
+            file.sync_data().map_err(incomplete("cannot fsync"))?;
+            moved += round;
+        }
     }
-    file.set_len(kept).map_err(io("cannot truncate"))?;
-    file.sync_all().map_err(io("cannot fsync"))?;
-    Ok(kept)
+    if moved == 0 {
+        file.set_len(0).map_err(untouched("cannot truncate"))?;
+    } else {
+        file.set_len(moved).map_err(incomplete("cannot truncate"))?;
+    }
+    file.sync_all().map_err(incomplete("cannot fsync"))?;
+    Ok(moved)
 }
 
-fn io(what: &'static str) -> impl Fn(std::io::Error) -> String {
-    move |error| format!("{what}: {error}")
+/// Copy `length` bytes at `from` to `to` (< `from`) inside `file`.
+fn copy_within(
+    file: &File,
+    from: u64,
+    to: u64,
+    length: u64,
+    buffer: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    buffer.resize(MAILBOX_CHUNK, 0);
+    let mut done = 0u64;
+    while done < length {
+        let want = buffer.len().min((length - done) as usize);
+        file.read_exact_at(&mut buffer[..want], from + done)?;
+        file.write_all_at(&buffer[..want], to + done)?;
+        done += want as u64;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -55,7 +88,7 @@ mod tests {
     use super::*;
     use std::io::{Read, Seek, Write};
 
-    fn after_delete(content: &[u8], counted: u64) -> (Result<u64, String>, Vec<u8>) {
+    fn after_delete(content: &[u8], counted: u64) -> (Result<u64, DeleteError>, Vec<u8>) {
         let mut file = tempfile::tempfile().unwrap();
         file.write_all(content).unwrap();
         let result = delete_prefix(&file, counted);
@@ -69,17 +102,32 @@ mod tests {
     fn exactly_the_counted_bytes_go() {
         assert_eq!(after_delete(b"abc", 3), (Ok(0), vec![]));
         assert_eq!(after_delete(b"abcdef", 3), (Ok(3), b"def".to_vec()));
-        let long: Vec<u8> = (0..3 * MAILBOX_CHUNK + 7).map(|i| i as u8).collect();
+        // A tail longer than the counted bytes moves in several rounds.
         assert_eq!(
-            after_delete(&long, 5),
-            (Ok(long.len() as u64 - 5), long[5..].to_vec())
+            after_delete(b"abcdefghijk", 3),
+            (Ok(8), b"defghijk".to_vec())
+        );
+        let long: Vec<u8> = (0..3 * MAILBOX_CHUNK + 7).map(|i| i as u8).collect();
+        let counted = MAILBOX_CHUNK as u64 + 5;
+        let kept = long.len() as u64 - counted;
+        assert_eq!(
+            after_delete(&long, counted),
+            (Ok(kept), long[counted as usize..].to_vec())
         );
     }
 
     #[test]
     fn a_shorter_file_is_left_alone() {
         let (result, left) = after_delete(b"ab", 3);
-        assert!(result.is_err());
+        assert!(matches!(result, Err(DeleteError::Untouched(_))));
         assert_eq!(left, b"ab");
+    }
+
+    #[test]
+    fn too_much_appended_mail_is_left_alone() {
+        let content = vec![b'x'; 2 + 2 * DELETE_MAX_ROUNDS as usize + 1];
+        let (result, left) = after_delete(&content, 2);
+        assert!(matches!(result, Err(DeleteError::Untouched(_))));
+        assert_eq!(left, content);
     }
 }

@@ -19,7 +19,7 @@ pub use template::Template;
 
 use crate::limits::MAILBOX_CHUNK;
 use crate::lock::{self, LockError, LockedFile};
-use crate::session::{Mailbox, OpenError, SendError};
+use crate::session::{DeleteError, Mailbox, OpenError, SendError};
 
 /// How often the mailbox may be found replaced after locking before giving up.
 const REPLACED_RETRIES: usize = 3;
@@ -196,7 +196,7 @@ impl Mailbox for Mbox {
             .map_err(SendError::Client)
     }
 
-    fn delete_sent(self) -> Result<u64, String> {
+    fn delete_sent(self) -> Result<u64, DeleteError> {
         let Some(locked) = &self.locked else {
             return Ok(0);
         };
@@ -204,7 +204,9 @@ impl Mailbox for Mbox {
             return Ok(0);
         }
         if !names_file(&self.path, self.identity) {
-            return Err("another file now stands at the mailbox's path".into());
+            return Err(DeleteError::Untouched(
+                "another file now stands at the mailbox's path".into(),
+            ));
         }
         delete::delete_prefix(locked.file(), self.size)
     }
