@@ -242,7 +242,10 @@ fn run(initial: Vec<u8>, ops: Vec<Op>) -> Result<(), TestCaseError> {
             }
             (Op::Rcvd, Model::Sent { mode, len }) => {
                 let appended = (expected.len() - len) as u64;
-                if mode == Mode::Rdel && len > 0 && appended.div_ceil(len as u64) > DELETE_MAX_ROUNDS {
+                if mode == Mode::Rdel
+                    && len > 0
+                    && appended.div_ceil(len as u64) > DELETE_MAX_ROUNDS
+                {
                     // Too much appended to move safely: nothing deleted, -ERR.
                     prop_assert!(err(&got), "{:?}", got);
                 } else {

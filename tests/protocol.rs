@@ -492,6 +492,20 @@ fn failed_retr_of_a_non_regular_mailbox_leaves_idle_and_unlocked() {
     give_to_server(&env.mailbox_path("fred"));
     check(&env, "FIFO");
     env.assert_mail_dir_is(&["fred"]);
+
+    // A hard link to another user's mailbox: RDEL must not empty barney's mail.
+    std::fs::remove_file(env.mailbox_path("fred")).unwrap();
+    let barney = env.write_mailbox(
+        "barney",
+        b"From b Thu Nov 26 10:00:00 2026\n\nsecret data\n",
+    );
+    std::fs::hard_link(&barney, env.mailbox_path("fred")).unwrap();
+    check(&env, "hard link");
+    assert_eq!(
+        env.read_mailbox("barney"),
+        b"From b Thu Nov 26 10:00:00 2026\n\nsecret data\n"
+    );
+    env.assert_mail_dir_is(&["barney", "fred"]);
 }
 
 // --- OPEN ---------------------------------------------------------------------

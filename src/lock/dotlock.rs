@@ -52,19 +52,25 @@ fn try_lock_refreshed_every(mailbox: &Path, refresh: Duration) -> io::Result<Opt
     for _ in 0..2 {
         let linked = fs::hard_link(&temp.path, &lock);
         // Over NFS link() may fail although it worked; the link count tells.
-        let ours = fs::symlink_metadata(&temp.path)?.nlink() == 2;
-        match linked {
-            _ if ours => {
-                let meta = fs::symlink_metadata(&lock)?;
-                return Ok(Some(DotLock::held(lock, (meta.dev(), meta.ino()), refresh)));
+        let ours = match fs::symlink_metadata(&temp.path) {
+            Ok(meta) => meta.nlink() == 2,
+            Err(error) => {
+                remove_if_ours(&lock, temp.identity);
+                return Err(error);
             }
+        };
+        match linked {
+            _ if ours => return Ok(Some(DotLock::held(lock, temp.identity, refresh))),
             Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
                 if !break_if_stale(&lock)? {
                     return Ok(None);
                 }
             }
             Err(error) => return Err(error),
-            Ok(()) => return Err(io::Error::other("dot-lock link count is not 2")),
+            Ok(()) => {
+                remove_if_ours(&lock, temp.identity);
+                return Err(io::Error::other("dot-lock link count is not 2"));
+            }
         }
     }
     Ok(None)
@@ -97,9 +103,15 @@ impl Drop for DotLock {
             drop(stop);
             let _ = handle.join();
         }
-        if same_file(&self.path, self.identity) {
-            let _ = fs::remove_file(&self.path);
-        }
+        remove_if_ours(&self.path, self.identity);
+    }
+}
+
+/// Remove the lock file if it is still the one we made: the same inode, holding
+/// our pid (an inode number alone may have been reused by a newer lock).
+fn remove_if_ours(path: &Path, identity: (u64, u64)) {
+    if same_file(path, identity) && holder(path) == Some(std::process::id() as i32) {
+        let _ = fs::remove_file(path);
     }
 }
 
@@ -148,29 +160,32 @@ fn break_if_stale(lock: &Path) -> io::Result<bool> {
 
 /// True when the lock names a pid that is not running on this host.
 fn holder_is_gone(lock: &Path) -> bool {
-    let mut text = [0u8; 32];
-    let Ok(mut file) = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(lock)
-    else {
-        return false;
-    };
-    let Ok(len) = file.read(&mut text) else {
-        return false;
-    };
-    let pid = std::str::from_utf8(&text[..len])
-        .ok()
-        .and_then(|text| text.trim().parse::<i32>().ok());
-    match pid {
+    match holder(lock) {
         Some(pid) if pid > 0 => kill(Pid::from_raw(pid), None) == Err(Errno::ESRCH),
         _ => false,
     }
 }
 
+/// The pid written in a lock file, if it holds one.
+fn holder(lock: &Path) -> Option<i32> {
+    let mut text = [0u8; 32];
+    let mut file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(lock)
+        .ok()?;
+    let len = file.read(&mut text).ok()?;
+    std::str::from_utf8(&text[..len])
+        .ok()?
+        .trim()
+        .parse::<i32>()
+        .ok()
+}
+
 /// The uniquely named file that is linked to the lock name; removed on drop.
 struct TempFile {
     path: PathBuf,
+    identity: (u64, u64),
 }
 
 impl TempFile {
@@ -191,8 +206,13 @@ impl TempFile {
             .mode(0o644)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&path)?;
-        let temp = TempFile { path };
+        let mut temp = TempFile {
+            path,
+            identity: (0, 0),
+        };
         file.write_all(format!("{pid}\n").as_bytes())?;
+        let meta = file.metadata()?;
+        temp.identity = (meta.dev(), meta.ino());
         Ok(temp)
     }
 }

@@ -93,9 +93,18 @@ impl Mbox {
 }
 
 /// Open a mailbox for reading and writing, refusing a symbolic link at the last
-/// component, a FIFO, a device or a directory. `Ok(None)` when it does not exist.
+/// component, a FIFO, a device, a directory, and a file with more than one name
+/// (a hard link would let one user's RDEL empty another's mailbox; Postfix's
+/// local(8) refuses them too). `Ok(None)` when it does not exist.
 fn open_regular(path: &Path) -> io::Result<Option<File>> {
-    // O_NONBLOCK: opening a FIFO must not hang; it is refused just below.
+    // Look before opening, so that a device node is never opened at all.
+    let seen = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(error),
+    };
+    check_plain_file(&seen)?;
+    // O_NONBLOCK: should a FIFO be swapped in meanwhile, opening must not hang.
     let file = match OpenOptions::new()
         .read(true)
         .write(true)
@@ -109,10 +118,28 @@ fn open_regular(path: &Path) -> io::Result<Option<File>> {
         }
         Err(error) => return Err(error),
     };
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::other("not a regular file"));
+    let opened = file.metadata()?;
+    check_plain_file(&opened)?;
+    if (opened.dev(), opened.ino()) != (seen.dev(), seen.ino()) {
+        return Err(io::Error::other("was replaced while being opened"));
     }
     Ok(Some(file))
+}
+
+fn check_plain_file(meta: &std::fs::Metadata) -> io::Result<()> {
+    if meta.file_type().is_symlink() {
+        return Err(io::Error::other("is a symbolic link"));
+    }
+    if !meta.is_file() {
+        return Err(io::Error::other("not a regular file"));
+    }
+    if meta.nlink() != 1 {
+        return Err(io::Error::other(format!(
+            "has {} hard links; refused",
+            meta.nlink()
+        )));
+    }
+    Ok(())
 }
 
 /// True when `path` still names the file with this (device, inode).
