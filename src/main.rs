@@ -6,17 +6,16 @@
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 
 use pop1d::auth::PasswdFile;
 use pop1d::cli::{self, Options, Request};
 use pop1d::edge::input::ClientInput;
-use pop1d::edge::log::{Level, Log};
+use pop1d::edge::log::{Level, Log, Target};
 use pop1d::edge::output::ClientOutput;
 use pop1d::edge::serve::{serve, Edges};
+use pop1d::edge::signals::Stop;
 use pop1d::edge::{peer, privilege};
 use pop1d::lock;
 use pop1d::session::{End, Session};
@@ -48,6 +47,9 @@ fn main() -> ExitCode {
         Request::Serve(options) => options,
     };
     let mut log = Log::open(options.log);
+    if options.log != Target::Stderr {
+        silence_stderr();
+    }
     // The default hook would print to stderr, which under inetd may be the
     // client's socket. The panic then unwinds, and the locks are released.
     let target = options.log;
@@ -58,21 +60,24 @@ fn main() -> ExitCode {
         Ok(store) => store,
         Err(error) => return refuse(&mut log, error),
     };
-    // Signals only set a flag: the session notices it at its next wait and ends
-    // through the path that releases every lock.
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-        signal_hook::consts::SIGINT,
-    ] {
-        let _ = signal_hook::flag::register(signal, Arc::clone(&stop));
-    }
+    let stop = match Stop::install() {
+        Ok(stop) => stop,
+        Err(error) => {
+            let error = anyhow::Error::new(error).context("cannot install signal handlers");
+            return refuse(
+                &mut log,
+                StartError {
+                    reply: "server misconfigured",
+                    error,
+                },
+            );
+        }
+    };
     let rip = peer::client_address();
     log.line(Level::Info, &format!("connect: rip={rip}"));
     let mut session = Session::new(store, options.max_auth_failures);
     let mut edges = Edges {
-        input: ClientInput::stdin(options.timeout, Arc::clone(&stop)),
+        input: ClientInput::stdin(options.timeout, stop.clone()),
         output: ClientOutput::stdout(options.timeout, stop),
         log: &mut log,
         rip: &rip,
@@ -105,7 +110,7 @@ fn prepare(options: &Options, log: &mut Log) -> Result<FileStore, StartError> {
         }
         None => None,
     };
-    drop_privileges(options, passwd.is_some()).map_err(|error| StartError {
+    drop_privileges(options).map_err(|error| StartError {
         reply: "server misconfigured",
         error,
     })?;
@@ -119,14 +124,24 @@ fn prepare(options: &Options, log: &mut Log) -> Result<FileStore, StartError> {
     })
 }
 
-fn drop_privileges(options: &Options, serves_mailboxes: bool) -> Result<()> {
+fn drop_privileges(options: &Options) -> Result<()> {
     if let Some(user) = &options.user {
         privilege::become_user(user).context("cannot switch user")?;
     }
-    if serves_mailboxes && privilege::is_root() {
-        bail!("refusing to serve mailboxes as root: give --user (the account that owns the mailboxes)");
+    if privilege::is_root() {
+        bail!(
+            "refusing to serve a client as root: give --user (the account that owns the mailboxes)"
+        );
     }
     Ok(())
+}
+
+/// Point fd 2 at /dev/null. Under inetd it is the client's socket, and the Rust
+/// runtime writes a few messages there itself (a stack overflow, say).
+fn silence_stderr() {
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        let _ = nix::unistd::dup2_stderr(null);
+    }
 }
 
 fn refuse(log: &mut Log, start: StartError) -> ExitCode {

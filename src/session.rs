@@ -177,6 +177,18 @@ pub enum OpenError {
     Failed(String),
 }
 
+/// The error a writer gives when a signal asked the server to stop mid-write.
+#[derive(Debug)]
+pub struct StopRequested;
+
+impl std::fmt::Display for StopRequested {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stopped by a signal")
+    }
+}
+
+impl std::error::Error for StopRequested {}
+
 /// Why RCEV could not send all the counted octets.
 #[derive(Debug)]
 pub enum SendError {
@@ -317,7 +329,9 @@ impl<B: Backend> Session<B> {
                     SendError::Client(e) if e.kind() == std::io::ErrorKind::TimedOut => {
                         ("timeout while sending", End::Timeout)
                     }
-                    SendError::Client(e) if e.kind() == std::io::ErrorKind::Interrupted => {
+                    SendError::Client(e)
+                        if e.get_ref().is_some_and(|inner| inner.is::<StopRequested>()) =>
+                    {
                         ("terminated by signal while sending", End::Terminated)
                     }
                     SendError::Client(_) => ("client write error", End::ClientGone),

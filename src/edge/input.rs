@@ -4,13 +4,12 @@
 
 use std::ops::Range;
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::poll::PollFlags;
 
+use super::signals::{Stop, Wait};
 use crate::lines::{LineBuffer, Next};
 
 /// What the client did next.
@@ -29,11 +28,11 @@ pub struct ClientInput {
     stdin: std::io::Stdin,
     buffer: LineBuffer,
     timeout: Duration,
-    stop: Arc<AtomicBool>,
+    stop: Stop,
 }
 
 impl ClientInput {
-    pub fn stdin(timeout: Duration, stop: Arc<AtomicBool>) -> ClientInput {
+    pub fn stdin(timeout: Duration, stop: Stop) -> ClientInput {
         ClientInput {
             stdin: std::io::stdin(),
             buffer: LineBuffer::default(),
@@ -56,16 +55,14 @@ impl ClientInput {
                 before_waiting();
                 Instant::now() + self.timeout
             });
-            match self.wait_readable(deadline) {
-                Ok(true) => {}
-                Ok(false) => return Input::TimedOut,
-                Err(Errno::EINTR) => {
-                    if self.stop.load(Ordering::Relaxed) {
-                        return Input::Terminated;
-                    }
-                    continue;
-                }
-                Err(errno) => return Input::Failed(errno.into()),
+            match self
+                .stop
+                .wait(self.stdin.as_fd(), PollFlags::POLLIN, deadline)
+            {
+                Wait::Ready => {}
+                Wait::TimedOut => return Input::TimedOut,
+                Wait::Stopped => return Input::Terminated,
+                Wait::Failed(errno) => return Input::Failed(errno.into()),
             }
             match nix::unistd::read(self.stdin.as_fd(), self.buffer.space()) {
                 Ok(0) => return Input::EndOfInput,
@@ -81,19 +78,4 @@ impl ClientInput {
     pub fn line(&self, range: Range<usize>) -> &[u8] {
         self.buffer.line(range)
     }
-
-    fn wait_readable(&self, deadline: Instant) -> Result<bool, Errno> {
-        if self.stop.load(Ordering::Relaxed) {
-            return Err(Errno::EINTR);
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        let mut fds = [PollFd::new(self.stdin.as_fd(), PollFlags::POLLIN)];
-        Ok(poll(&mut fds, poll_timeout(left))? > 0)
-    }
-}
-
-/// A poll(2) timeout from a duration, rounded up to whole milliseconds.
-pub fn poll_timeout(left: Duration) -> PollTimeout {
-    let millis = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
-    PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX)
 }

@@ -8,3 +8,4 @@ pub mod output;
 pub mod peer;
 pub mod privilege;
 pub mod serve;
+pub mod signals;

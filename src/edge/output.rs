@@ -7,30 +7,28 @@
 
 use std::io::{self, Write};
 use std::os::fd::{AsFd, BorrowedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
-use nix::poll::{poll, PollFd, PollFlags};
+use nix::poll::PollFlags;
 use nix::sys::stat::{fstat, SFlag};
 
-use super::input::poll_timeout;
+use super::signals::{Stop, Wait};
 use crate::limits;
-use crate::session::Reply;
+use crate::session::{Reply, StopRequested};
 
 pub struct ClientOutput {
     stdout: io::Stdout,
     queued: Vec<u8>,
     timeout: Duration,
-    stop: Arc<AtomicBool>,
+    stop: Stop,
     /// The descriptor's flags before we made it non-blocking, restored on drop.
     restore: Option<OFlag>,
 }
 
 impl ClientOutput {
-    pub fn stdout(timeout: Duration, stop: Arc<AtomicBool>) -> ClientOutput {
+    pub fn stdout(timeout: Duration, stop: Stop) -> ClientOutput {
         let stdout = io::stdout();
         let restore = make_nonblocking(stdout.as_fd());
         ClientOutput {
@@ -49,11 +47,8 @@ impl ClientOutput {
     fn write_once(&mut self, data: &[u8]) -> io::Result<usize> {
         let mut deadline = None;
         loop {
-            if self.stop.load(Ordering::Relaxed) {
-                return Err(io::Error::new(
-                    io::ErrorKind::ConnectionAborted,
-                    "terminated by signal",
-                ));
+            if self.stop.requested() {
+                return Err(io::Error::other(StopRequested));
             }
             match nix::unistd::write(self.stdout.as_fd(), data) {
                 Ok(written) => return Ok(written),
@@ -62,17 +57,19 @@ impl ClientOutput {
                 Err(errno) => return Err(errno.into()),
             }
             let deadline = *deadline.get_or_insert_with(|| Instant::now() + self.timeout);
-            let left = deadline.saturating_duration_since(Instant::now());
-            let mut fds = [PollFd::new(self.stdout.as_fd(), PollFlags::POLLOUT)];
-            match poll(&mut fds, poll_timeout(left)) {
-                Ok(0) => {
+            match self
+                .stop
+                .wait(self.stdout.as_fd(), PollFlags::POLLOUT, deadline)
+            {
+                Wait::Ready => {}
+                Wait::TimedOut => {
                     return Err(io::Error::new(
                         io::ErrorKind::TimedOut,
                         "client stopped reading",
                     ))
                 }
-                Ok(_) | Err(Errno::EINTR) => {}
-                Err(errno) => return Err(errno.into()),
+                Wait::Stopped => return Err(io::Error::other(StopRequested)),
+                Wait::Failed(errno) => return Err(errno.into()),
             }
         }
     }

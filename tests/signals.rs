@@ -1,0 +1,91 @@
+//! Signals: every signal pop1d catches ends the session promptly through the
+//! normal path, nothing deleted, every lock released and the dot-lock removed,
+//! even while pop1d is blocked waiting for a client that sends or reads nothing.
+
+mod common;
+
+use common::*;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use std::time::{Duration, Instant};
+
+fn mailbox(messages: usize, body: &str) -> Vec<u8> {
+    (0..messages)
+        .flat_map(|i| message("sender@example.org", &format!("message {i}"), body))
+        .collect()
+}
+
+fn signal_and_wait(s: &mut Session, signal: Signal) -> Duration {
+    let sent = Instant::now();
+    kill(Pid::from_raw(s.pid as i32), signal).unwrap();
+    let status = s.wait_exit(Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0), "{signal}: {status:?}");
+    sent.elapsed()
+}
+
+#[test]
+fn a_signal_while_waiting_for_rcvd_deletes_nothing_and_unlocks() {
+    let data = mailbox(5, "Hello,\nthis is a test.\n");
+    for signal in [
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGALRM,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGXCPU,
+    ] {
+        let env = TestEnv::new().args(["--timeout", "60"]);
+        env.write_mailbox("fred", &data);
+        let mut s = env.spawn();
+        s.login("fred", FRED_PASS);
+        s.cmd("RDEL fred");
+        let n = s.expect_count();
+        s.cmd("RCEV");
+        s.read_exact(n);
+        env.wait_for_lock_file("fred");
+        let took = signal_and_wait(&mut s, signal);
+        assert!(
+            took < Duration::from_secs(5),
+            "{signal}: exit took {took:?}"
+        );
+        assert_eq!(env.read_mailbox("fred"), data, "{signal}");
+        env.assert_mail_dir_is(&["fred"]);
+        let log = s.final_log();
+        let aborted =
+            format!("transaction: user=fred, mode=RDEL, bytes={n}, aborted (terminated by signal)");
+        assert!(log.contains(&aborted), "{signal}: {log:?}");
+        assert!(
+            log.iter()
+                .any(|l| l == "disconnect: terminated by signal, rip=local"),
+            "{signal}: {log:?}"
+        );
+    }
+}
+
+#[test]
+fn a_signal_while_the_client_does_not_read_ends_the_transfer() {
+    // Several MiB: far more than the pipe holds, so pop1d blocks writing RCEV.
+    let data = mailbox(400, &"a line of mail that is long enough\n".repeat(400));
+    let env = TestEnv::new().args(["--timeout", "60"]);
+    env.write_mailbox("fred", &data);
+    let mut s = env.spawn();
+    s.login("fred", FRED_PASS);
+    s.cmd("RDEL fred");
+    let n = s.expect_count();
+    assert!(n > 4 << 20);
+    s.cmd("RCEV");
+    s.read_exact(1000);
+    std::thread::sleep(Duration::from_millis(300));
+    let took = signal_and_wait(&mut s, Signal::SIGTERM);
+    assert!(took < Duration::from_secs(5), "exit took {took:?}");
+    assert_eq!(env.read_mailbox("fred"), data);
+    env.assert_mail_dir_is(&["fred"]);
+    let log = s.final_log();
+    assert!(
+        log.iter()
+            .any(|l| l.ends_with("aborted (terminated by signal while sending)")),
+        "{log:?}"
+    );
+}
