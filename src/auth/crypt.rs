@@ -47,6 +47,28 @@ impl Hash {
         }
     }
 
+    /// The method and cost settings of the hash, without salt or digest: two
+    /// hashes with the same settings cost the same to verify.
+    pub fn settings(&self) -> String {
+        let text = match self {
+            Hash::Crypt(text) | Hash::Argon2id(text) => text.as_str(),
+        };
+        let fields: Vec<&str> = text.split('$').collect();
+        match fields.as_slice() {
+            // $y$PARAMS$salt$hash, $gy$..., $argon2id$v=19$m=..,t=..,p=..$salt$hash
+            ["", id @ ("y" | "gy"), params, ..] => format!("${id}${params}"),
+            ["", "argon2id", version, params, ..] => format!("$argon2id${version}${params}"),
+            // $7$ packs its parameters into the first 11 characters of the salt.
+            ["", "7", rest, ..] => format!("$7${}", rest.get(..11).unwrap_or(rest)),
+            ["", id @ ("5" | "6"), rounds, ..] if rounds.starts_with("rounds=") => {
+                format!("${id}${rounds}")
+            }
+            ["", id @ ("5" | "6"), ..] => format!("${id}$rounds=5000"),
+            ["", id, cost, ..] => format!("${id}${cost}"),
+            _ => text.to_owned(),
+        }
+    }
+
     /// True when `password` matches. Costs the hash's full work either way.
     pub fn verify(&self, password: &[u8]) -> bool {
         match self {
@@ -109,6 +131,15 @@ mod tests {
         assert!(!hash.verify(b"demO"));
         assert!(!hash.verify(b"demo\0x"));
         assert!(!hash.verify(b""));
+    }
+
+    #[test]
+    fn settings_leave_out_salt_and_digest() {
+        assert_eq!(Hash::parse(SHA512).unwrap().settings(), "$6$rounds=5000");
+        let yescrypt = "$y$j9T$a5M6cgfwi6uQxVC6aVQEE.$qbYn0Zqi8FDwIQ0MbuCWW/falEvKTI0zWFnProB4aO9";
+        assert_eq!(Hash::parse(yescrypt).unwrap().settings(), "$y$j9T");
+        let bcrypt = "$2b$05$YcEbg5ikc5lVJNJt8t803.gGuOrIIR0zxjveMTKe5VxMVeuSTcfDy";
+        assert_eq!(Hash::parse(bcrypt).unwrap().settings(), "$2b$05");
     }
 
     #[test]

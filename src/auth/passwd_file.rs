@@ -93,6 +93,15 @@ impl PasswdFile {
             }
             users.insert(name.to_owned(), hash);
         }
+        let mut settings: Vec<String> = users.values().flatten().map(Hash::settings).collect();
+        settings.sort();
+        settings.dedup();
+        if settings.len() > 1 {
+            warnings.push(format!(
+                "entries use different hash settings ({}): a failed login costs what the user's own hash costs, so its timing can tell users apart; re-hash them all with one method",
+                settings.join(", ")
+            ));
+        }
         let dummy =
             dummy.unwrap_or_else(|| Hash::parse(FALLBACK_DUMMY).expect("valid fallback hash"));
         (PasswdFile { users, dummy }, warnings)
@@ -148,6 +157,16 @@ mod tests {
         let (file, warnings) = PasswdFile::parse(&text);
         assert_eq!(file.len(), 7);
         assert_eq!(warnings.len(), 6, "{warnings:?}");
+        let mixed = format!(
+            "fred:{DEMO}\nanne:$2b$05$YcEbg5ikc5lVJNJt8t803.gGuOrIIR0zxjveMTKe5VxMVeuSTcfDy\n"
+        );
+        let (_, warnings) = PasswdFile::parse(&mixed);
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("$2b$05, $6$rounds=5000")),
+            "{warnings:?}"
+        );
         assert!(warnings.iter().all(|w| !w.contains(DEMO)));
         assert!(file.verify(Some("fred"), b"demo"));
         assert!(file.verify(Some("anne"), b"demo"));
