@@ -217,6 +217,46 @@ fn a_file_renamed_over_the_mailbox_makes_rcvd_err_and_survives() {
 }
 
 #[test]
+fn a_mailbox_rewritten_in_place_to_the_same_size_is_not_deleted() {
+    // A writer that ignores the locks rewrites the mailbox in place, keeping its
+    // size: what is there now was never sent, so RCVD must not delete it.
+    let data = mailbox();
+    let env = env_with(&data, 0o600);
+    let path = env.mailbox_path("fred");
+    let mut s = env.spawn();
+    s.login("fred", FRED_PASS);
+    s.cmd("RDEL fred");
+    let n = s.expect_count();
+    s.cmd("RCEV");
+    assert_eq!(s.read_exact(n), crlf(&data));
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let rewritten: Vec<u8> = data
+        .iter()
+        .map(|b| if *b == b'H' { b'J' } else { *b })
+        .collect();
+    assert_ne!(rewritten, data);
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .write_all(&rewritten)
+        .unwrap();
+    s.cmd("RCVD");
+    s.expect_err();
+    s.cmd("QUIT");
+    s.expect_ok();
+    assert_eq!(s.wait_exit(DEFAULT_WAIT).code(), Some(0));
+    assert_eq!(env.read_mailbox("fred"), rewritten);
+    env.assert_mail_dir_is(&["fred"]);
+    let log = s.final_log();
+    assert!(
+        log.iter()
+            .any(|l| l.ends_with("not deleted (the mailbox was rewritten while it was locked)")),
+        "log: {log:?}"
+    );
+}
+
+#[test]
 fn a_file_renamed_over_the_mailbox_before_rcev_is_not_deleted_either() {
     let data = mailbox();
     let env = env_with(&data, 0o600);

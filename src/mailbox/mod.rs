@@ -34,6 +34,19 @@ pub struct Mbox {
     size: u64,
     count: u64,
     identity: (u64, u64),
+    /// Modification and change times when it was locked.
+    stamp: Stamp,
+}
+
+type Stamp = (i64, i64, i64, i64);
+
+fn stamp(meta: &std::fs::Metadata) -> Stamp {
+    (
+        meta.mtime(),
+        meta.mtime_nsec(),
+        meta.ctime(),
+        meta.ctime_nsec(),
+    )
 }
 
 impl Mbox {
@@ -52,6 +65,7 @@ impl Mbox {
                         size: 0,
                         count: 0,
                         identity: (0, 0),
+                        stamp: (0, 0, 0, 0),
                     })
                 }
                 Err(error) => return Err(failed("cannot open", &error)),
@@ -79,6 +93,7 @@ impl Mbox {
                 size,
                 count,
                 identity,
+                stamp: stamp(&meta),
             });
         }
         Err(OpenError::Failed(format!(
@@ -233,6 +248,17 @@ impl Mailbox for Mbox {
         if !names_file(&self.path, self.identity) {
             return Err(DeleteError::Untouched(
                 "another file now stands at the mailbox's path".into(),
+            ));
+        }
+        // Same size but touched: a writer that ignores the lock rewrote it in
+        // place, and what is there now was not what was sent.
+        let now = locked
+            .file()
+            .metadata()
+            .map_err(|e| DeleteError::Untouched(format!("cannot stat: {e}")))?;
+        if now.len() == self.size && stamp(&now) != self.stamp {
+            return Err(DeleteError::Untouched(
+                "the mailbox was rewritten while it was locked".into(),
             ));
         }
         delete::delete_prefix(locked.file(), self.size)
