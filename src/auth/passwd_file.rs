@@ -46,6 +46,13 @@ impl PasswdFile {
         })?;
         let text = String::from_utf8_lossy(&text);
         let (file, mut warnings) = PasswdFile::parse(&text);
+        // Hashes are guessable offline: like /etc/shadow, the file is for root.
+        if let Ok(meta) = std::fs::metadata(path) {
+            use std::os::unix::fs::PermissionsExt;
+            if meta.permissions().mode() & 0o004 != 0 {
+                warnings.push("is readable by every user; chmod o-r it".into());
+            }
+        }
         for warning in &mut warnings {
             *warning = format!("passwd-file {}: {warning}", path.display());
         }
@@ -175,5 +182,21 @@ mod tests {
         }
         assert!(!file.verify(None, b"demo"));
         assert!(!file.verify(Some("fred"), b"wrong"));
+    }
+
+    #[test]
+    fn a_world_readable_file_is_warned_about() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("passwd");
+        std::fs::write(&path, format!("fred:{DEMO}\n")).unwrap();
+        for (mode, warned) in [(0o644, true), (0o640, false), (0o600, false)] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let (_, warnings) = PasswdFile::load(&path).unwrap();
+            let found = warnings
+                .iter()
+                .any(|w| w.contains("readable by every user"));
+            assert_eq!(found, warned, "mode {mode:o}: {warnings:?}");
+        }
     }
 }
