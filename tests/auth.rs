@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 /// USER name / PASS pass, returns the PASS reply.
 fn try_login(env: &TestEnv, user: &str, pass: &str) -> String {
-    let out = env.run(format!("USER {user}\r\nPASS {pass}\r\n").as_bytes());
+    let out = env.run(login(user, pass).as_bytes());
     out.assert_exit(0);
     let mut r = out.replies();
     r.greeting();

@@ -34,18 +34,14 @@ fn a_line_of_exactly_1024_octets_is_accepted() {
     assert_eq!(line.len(), 1024);
     let out = env.run(format!("USER long1\r\n{line}RETR long1\r\n").as_bytes());
     let mut r = out.replies();
-    r.greeting();
-    r.ok();
-    r.ok();
+    r.logged_in();
     assert_eq!(r.count(), 0);
     r.end();
     let line = format!("PASS {p_lf}\n");
     assert_eq!(line.len(), 1024);
     let out = env.run(format!("USER long2\n{line}RETR long2\n").as_bytes());
     let mut r = out.replies();
-    r.greeting();
-    r.ok();
-    r.ok();
+    r.logged_in();
     assert_eq!(r.count(), 0);
     r.end();
 }
@@ -90,9 +86,7 @@ fn very_long_lines_get_one_err_each_and_the_session_goes_on() {
     let out = env.run(&script);
     out.assert_exit(0);
     let mut r = out.replies();
-    r.greeting();
-    r.ok();
-    r.ok();
+    r.logged_in();
     for _ in 0..10 {
         r.err();
     }
@@ -293,9 +287,7 @@ fn an_unterminated_final_rcvd_does_not_delete() {
         let out = env.run(&script);
         out.assert_exit(0);
         let mut r = out.replies();
-        r.greeting();
-        r.ok();
-        r.ok();
+        r.logged_in();
         let n = r.count();
         r.data(n);
         r.end(); // no reply to the cut-off line
@@ -311,9 +303,7 @@ fn input_after_quit_is_ignored() {
     let out = env.run(b"USER fred\nPASS secret\nQUIT\nRDEL fred\nRCEV\nRCVD\n");
     out.assert_exit(0);
     let mut r = out.replies();
-    r.greeting();
-    r.ok();
-    r.ok();
+    r.logged_in();
     r.ok();
     r.end();
     assert_eq!(

@@ -29,12 +29,10 @@ fn check_env(what: &str, env: &TestEnv, data: &[u8]) {
         crlf_len(data),
         "{what}: the test's two methods disagree"
     );
-    let out = env.run(b"USER fred\r\nPASS secret\r\nRETR fred\r\nRCEV\r\nRCVD\r\nQUIT\r\n");
+    let out = env.run(&fred_transaction("RETR", "\r\n"));
     out.assert_exit(0);
     let mut r = out.replies();
-    r.greeting();
-    r.ok();
-    r.ok();
+    r.logged_in();
     let count = r.count();
     assert_eq!(count, want.len(), "{what}: #count");
     let sent = r.data(count);
@@ -113,9 +111,7 @@ fn final_line_is_a_lone_cr() {
     env.write_mailbox("fred", data);
     let out = env.run(b"USER fred\nPASS secret\nRETR fred\nRCEV\nRCVD\n");
     let mut r = out.replies();
-    r.greeting();
-    r.ok();
-    r.ok();
+    r.logged_in();
     let n = r.count();
     let sent = r.data(n).to_vec();
     r.ok();
@@ -135,12 +131,10 @@ fn final_line_is_a_lone_cr() {
 fn empty_mailbox_is_count_zero_and_rcev_sends_nothing() {
     let env = TestEnv::new();
     env.write_mailbox("fred", b"");
-    let out = env.run(b"USER fred\r\nPASS secret\r\nRDEL fred\r\nRCEV\r\nRCVD\r\nQUIT\r\n");
+    let out = env.run(&fred_transaction("RDEL", "\r\n"));
     out.assert_exit(0);
     let mut r = out.replies();
-    r.greeting();
-    r.ok();
-    r.ok();
+    r.logged_in();
     assert_eq!(r.line(), "#0");
     // RCEV sends nothing; the next line is RCVD's reply.
     r.ok();
@@ -156,9 +150,7 @@ fn missing_mailbox_is_count_zero() {
     let out = env.run(b"USER fred\r\nPASS secret\r\nRETR fred\r\nRCEV\r\nRCVD\r\nRDEL fred\r\nRCEV\r\nRCVD\r\nQUIT\r\n");
     out.assert_exit(0);
     let mut r = out.replies();
-    r.greeting();
-    r.ok();
-    r.ok();
+    r.logged_in();
     assert_eq!(r.line(), "#0");
     r.ok();
     assert_eq!(r.line(), "#0");

@@ -33,18 +33,28 @@ fn log_has(log: &[String], prefix: &str) -> bool {
     log.iter().any(|l| l.starts_with(prefix))
 }
 
+/// Logs in as fred, RDEL, RCEV; checks that the data is `data` in CR LF form.
+/// Returns the session (in SENT) and the count.
+fn rdel_and_rcev(env: &TestEnv, data: &[u8]) -> (Session, usize) {
+    let mut s = env.spawn();
+    s.login("fred", FRED_PASS);
+    s.cmd("RDEL fred");
+    let n = s.expect_count();
+    s.cmd("RCEV");
+    assert_eq!(s.read_exact(n), crlf(data));
+    (s, n)
+}
+
 #[test]
 fn rdel_then_rcvd_empties_the_file_in_place() {
     let data = mailbox();
     let env = env_with(&data, 0o620);
     let path = env.mailbox_path("fred");
     let before = file_id(&path);
-    let out = env.run(b"USER fred\r\nPASS secret\r\nRDEL fred\r\nRCEV\r\nRCVD\r\nQUIT\r\n");
+    let out = env.run(&fred_transaction("RDEL", "\r\n"));
     out.assert_exit(0);
     let mut r = out.replies();
-    r.greeting();
-    r.ok();
-    r.ok();
+    r.logged_in();
     let n = r.count();
     assert_eq!(r.data(n), crlf(&data).as_slice());
     r.ok();
@@ -72,12 +82,10 @@ fn retr_leaves_the_file_byte_identical() {
     let path = env.mailbox_path("fred");
     let before = file_id(&path);
     let mtime = fs::metadata(&path).unwrap().modified().unwrap();
-    let out = env.run(b"USER fred\r\nPASS secret\r\nRETR fred\r\nRCEV\r\nRCVD\r\nQUIT\r\n");
+    let out = env.run(&fred_transaction("RETR", "\r\n"));
     out.assert_exit(0);
     let mut r = out.replies();
-    r.greeting();
-    r.ok();
-    r.ok();
+    r.logged_in();
     let n = r.count();
     r.data(n);
     r.ok();
@@ -182,12 +190,7 @@ fn a_file_renamed_over_the_mailbox_makes_rcvd_err_and_survives() {
     let data = mailbox();
     let env = env_with(&data, 0o600);
     let path = env.mailbox_path("fred");
-    let mut s = env.spawn();
-    s.login("fred", FRED_PASS);
-    s.cmd("RDEL fred");
-    let n = s.expect_count();
-    s.cmd("RCEV");
-    assert_eq!(s.read_exact(n), crlf(&data));
+    let (mut s, n) = rdel_and_rcev(&env, &data);
     // Another file now stands at the mailbox's path.
     let newer = message("new@example.org", "replacement", "I must survive");
     let tmp = env.root.join("replacement");
@@ -223,12 +226,7 @@ fn a_mailbox_rewritten_in_place_to_the_same_size_is_not_deleted() {
     let data = mailbox();
     let env = env_with(&data, 0o600);
     let path = env.mailbox_path("fred");
-    let mut s = env.spawn();
-    s.login("fred", FRED_PASS);
-    s.cmd("RDEL fred");
-    let n = s.expect_count();
-    s.cmd("RCEV");
-    assert_eq!(s.read_exact(n), crlf(&data));
+    let (mut s, _) = rdel_and_rcev(&env, &data);
     std::thread::sleep(std::time::Duration::from_millis(20));
     let rewritten: Vec<u8> = data
         .iter()
@@ -285,12 +283,7 @@ fn a_mailbox_shorter_than_counted_makes_rcvd_err_and_keeps_it() {
     let data = mailbox();
     let env = env_with(&data, 0o600);
     let path = env.mailbox_path("fred");
-    let mut s = env.spawn();
-    s.login("fred", FRED_PASS);
-    s.cmd("RDEL fred");
-    let n = s.expect_count();
-    s.cmd("RCEV");
-    assert_eq!(s.read_exact(n), crlf(&data));
+    let (mut s, _) = rdel_and_rcev(&env, &data);
     // Someone (ignoring the lock) cut the mailbox short.
     let f = fs::OpenOptions::new().write(true).open(&path).unwrap();
     f.set_len(10).unwrap();
@@ -307,11 +300,9 @@ fn a_mailbox_shorter_than_counted_makes_rcvd_err_and_keeps_it() {
 fn rdel_of_an_empty_or_missing_mailbox() {
     let env = env_with(b"", 0o600);
     let before = file_id(&env.mailbox_path("fred"));
-    let out = env.run(b"USER fred\nPASS secret\nRDEL fred\nRCEV\nRCVD\nQUIT\n");
+    let out = env.run(&fred_transaction("RDEL", "\n"));
     let mut r = out.replies();
-    r.greeting();
-    r.ok();
-    r.ok();
+    r.logged_in();
     assert_eq!(r.count(), 0);
     r.ok();
     r.ok();
@@ -335,12 +326,10 @@ fn sigkill_mid_transaction_loses_nothing() {
     s.read_exact(n);
     s.kill();
     assert_eq!(env.read_mailbox("fred"), data);
-    let out = env.run(b"USER fred\nPASS secret\nRDEL fred\nRCEV\nRCVD\nQUIT\n");
+    let out = env.run(&fred_transaction("RDEL", "\n"));
     out.assert_exit(0);
     let mut r = out.replies();
-    r.greeting();
-    r.ok();
-    r.ok();
+    r.logged_in();
     assert_eq!(r.count(), n);
     assert_eq!(r.data(n), crlf(&data).as_slice());
     r.ok();

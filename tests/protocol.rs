@@ -33,19 +33,10 @@ fn example_session_byte_for_byte() {
     assert_eq!(EXAMPLE_MBOX.len(), 73);
     assert_eq!(EXAMPLE_WIRE.len(), 78);
     let before = file_id(&env.mailbox_path("fred"));
-    let out = env.run(&script(&[
-        "USER fred",
-        "PASS secret",
-        "RDEL fred",
-        "RCEV",
-        "RCVD",
-        "QUIT",
-    ]));
+    let out = env.run(&fred_transaction("RDEL", "\r\n"));
     out.assert_exit(0);
     let mut r = out.replies();
-    r.greeting();
-    r.ok();
-    r.ok();
+    r.logged_in();
     assert_eq!(r.line(), "#78");
     assert_eq!(r.data(78), EXAMPLE_WIRE);
     r.ok();
@@ -71,9 +62,7 @@ fn auth_user_remembers_name_and_goes_to_pass() {
     let out = env.run(&script(&["USER fred", "PASS secret", "RETR fred"]));
     out.assert_exit(0);
     let mut r = out.replies();
-    r.greeting();
-    r.ok();
-    r.ok();
+    r.logged_in();
     assert_eq!(r.count(), 78);
     r.end();
 }
@@ -160,9 +149,7 @@ fn pass_success_goes_to_idle() {
     let env = env_with_example();
     let out = env.run(&script(&["USER fred", "PASS secret", "RETR fred", "RSET"]));
     let mut r = out.replies();
-    r.greeting();
-    r.ok();
-    r.ok();
+    r.logged_in();
     assert_eq!(r.count(), 78);
     r.ok();
     r.end();
@@ -313,16 +300,12 @@ fn password_may_contain_spaces() {
     env.write_mailbox("wilma", b"From x Thu Nov 26 10:00:00 2026\n\nhi\n");
     let out = env.run(b"USER wilma\r\nPASS correct horse battery\r\nRETR wilma\r\n");
     let mut r = out.replies();
-    r.greeting();
-    r.ok();
-    r.ok();
+    r.logged_in();
     r.count();
     // With bare LF too, and the trailing CR is not part of the password.
     let out = env.run(b"USER wilma\nPASS correct horse battery\nRETR wilma\n");
     let mut r = out.replies();
-    r.greeting();
-    r.ok();
-    r.ok();
+    r.logged_in();
     r.count();
     // A trailing space is part of the password.
     let out = env.run(b"USER wilma\r\nPASS correct horse battery \r\n");
@@ -352,9 +335,7 @@ fn idle_retr_and_rdel_give_count() {
     ]));
     out.assert_exit(0);
     let mut r = out.replies();
-    r.greeting();
-    r.ok();
-    r.ok();
+    r.logged_in();
     assert_eq!(r.count(), 78);
     assert_eq!(r.data(78), EXAMPLE_WIRE);
     r.ok();
@@ -381,9 +362,7 @@ fn idle_rcev_rcvd_user_pass_do_nothing() {
         "RETR fred",
     ]));
     let mut r = out.replies();
-    r.greeting();
-    r.ok();
-    r.ok();
+    r.logged_in();
     for _ in 0..5 {
         r.err();
     }
@@ -409,9 +388,7 @@ fn retr_of_another_name_is_no_such_mailbox_whether_or_not_it_exists() {
         "RETR fred",
     ]));
     let mut r = out.replies();
-    r.greeting();
-    r.ok();
-    r.ok();
+    r.logged_in();
     let existing = r.err();
     assert_eq!(existing, "-ERR no such mailbox");
     assert_eq!(r.err(), existing);
@@ -456,9 +433,7 @@ fn failed_retr_of_a_non_regular_mailbox_leaves_idle_and_unlocked() {
         let out = env.run(&s);
         out.assert_exit(0);
         let mut r = out.replies();
-        r.greeting();
-        r.ok();
-        r.ok();
+        r.logged_in();
         let l = r.line();
         assert!(l.starts_with("-ERR"), "RETR of a {what}: got {l:?}");
         r.err();
@@ -542,9 +517,7 @@ fn open_rcvd_before_rcev_is_err_and_deletes_nothing() {
         "RSET",
     ]));
     let mut r = out.replies();
-    r.greeting();
-    r.ok();
-    r.ok();
+    r.logged_in();
     assert_eq!(r.count(), 78);
     r.err();
     r.ok();
@@ -562,9 +535,7 @@ fn open_rcvd_before_rcev_is_err_and_deletes_nothing() {
         "RCVD",
     ]));
     let mut r = out.replies();
-    r.greeting();
-    r.ok();
-    r.ok();
+    r.logged_in();
     assert_eq!(r.count(), 78);
     r.err();
     assert_eq!(r.data(78), EXAMPLE_WIRE);
@@ -593,9 +564,7 @@ fn open_and_sent_refuse_retr_rdel_user_pass() {
     ]));
     out.assert_exit(0);
     let mut r = out.replies();
-    r.greeting();
-    r.ok();
-    r.ok();
+    r.logged_in();
     assert_eq!(r.count(), 78);
     for _ in 0..4 {
         r.err();
@@ -625,9 +594,7 @@ fn sent_rcev_again_is_err_and_sends_no_second_copy() {
         "RCVD",
     ]));
     let mut r = out.replies();
-    r.greeting();
-    r.ok();
-    r.ok();
+    r.logged_in();
     assert_eq!(r.count(), 78);
     assert_eq!(r.data(78), EXAMPLE_WIRE);
     r.err();
@@ -719,8 +686,46 @@ fn state_prefixes() -> Vec<(&'static str, Vec<&'static str>)> {
     ]
 }
 
+/// What `skip_prefix` reads: the replies of a whole session or of a running one.
+trait PrefixReplies {
+    fn greeting(&mut self);
+    fn ok(&mut self);
+    fn count(&mut self) -> usize;
+    fn data(&mut self, n: usize) -> Vec<u8>;
+}
+
+impl PrefixReplies for Replies<'_> {
+    fn greeting(&mut self) {
+        Replies::greeting(self);
+    }
+    fn ok(&mut self) {
+        Replies::ok(self);
+    }
+    fn count(&mut self) -> usize {
+        Replies::count(self)
+    }
+    fn data(&mut self, n: usize) -> Vec<u8> {
+        Replies::data(self, n).to_vec()
+    }
+}
+
+impl PrefixReplies for Session {
+    fn greeting(&mut self) {
+        Session::greeting(self);
+    }
+    fn ok(&mut self) {
+        self.expect_ok();
+    }
+    fn count(&mut self) -> usize {
+        self.expect_count()
+    }
+    fn data(&mut self, n: usize) -> Vec<u8> {
+        self.read_exact(n)
+    }
+}
+
 /// Parses the replies to a state prefix.
-fn skip_prefix(r: &mut Replies, state: &str) {
+fn skip_prefix(r: &mut impl PrefixReplies, state: &str) {
     r.greeting();
     match state {
         "AUTH" => {}
@@ -780,21 +785,38 @@ fn check_probe(r: &mut Replies, state: &str) {
     }
 }
 
+/// One session on the example mailbox: `prefix` (which brings it into
+/// `state`), `cmd`, then `after`. Checks exit 0 and the replies to the prefix,
+/// hands the reply line to `cmd` and the rest to `check`, then checks that
+/// nothing more came. Returns the environment for checks on the files.
+fn in_state(
+    state: &str,
+    prefix: &[&str],
+    cmd: &str,
+    after: &[&str],
+    check: impl FnOnce(&str, &mut Replies),
+) -> TestEnv {
+    let env = env_with_example();
+    let mut lines = prefix.to_vec();
+    lines.push(cmd);
+    lines.extend(after);
+    let out = env.run(&script(&lines));
+    out.assert_exit(0);
+    let mut r = out.replies();
+    skip_prefix(&mut r, state);
+    let l = r.line();
+    check(&l, &mut r);
+    r.end();
+    env
+}
+
 #[test]
 fn noop_in_every_state_is_ok_and_changes_nothing() {
     for (state, prefix) in state_prefixes() {
-        let env = env_with_example();
-        let mut lines = prefix.clone();
-        lines.push("NOOP");
-        lines.extend(state_probe(state));
-        let out = env.run(&script(&lines));
-        out.assert_exit(0);
-        let mut r = out.replies();
-        skip_prefix(&mut r, state);
-        let l = r.line();
-        assert!(l.starts_with("+OK"), "NOOP in {state}: {l:?}");
-        check_probe(&mut r, state);
-        r.end();
+        in_state(state, &prefix, "NOOP", &state_probe(state), |l, r| {
+            assert!(l.starts_with("+OK"), "NOOP in {state}: {l:?}");
+            check_probe(r, state);
+        });
     }
 }
 
@@ -805,18 +827,10 @@ fn unknown_keyword_and_empty_line_in_every_state_but_pass() {
             continue; // covered by pass_state_other_commands_forget_the_name
         }
         for bad in ["XYZZY", "", "RETRFRED", "NOOPX", " NOOP", "\t"] {
-            let env = env_with_example();
-            let mut lines = prefix.clone();
-            lines.push(bad);
-            lines.extend(state_probe(state));
-            let out = env.run(&script(&lines));
-            out.assert_exit(0);
-            let mut r = out.replies();
-            skip_prefix(&mut r, state);
-            let l = r.line();
-            assert!(l.starts_with("-ERR"), "{bad:?} in {state}: {l:?}");
-            check_probe(&mut r, state);
-            r.end();
+            in_state(state, &prefix, bad, &state_probe(state), |l, r| {
+                assert!(l.starts_with("-ERR"), "{bad:?} in {state}: {l:?}");
+                check_probe(r, state);
+            });
         }
     }
 }
@@ -824,18 +838,9 @@ fn unknown_keyword_and_empty_line_in_every_state_but_pass() {
 #[test]
 fn quit_in_every_state_is_ok_exits_0_and_deletes_nothing() {
     for (state, prefix) in state_prefixes() {
-        let env = env_with_example();
-        let mut lines = prefix.clone();
-        lines.push("QUIT");
-        lines.push("NOOP");
-        lines.push("RCVD");
-        let out = env.run(&script(&lines));
-        out.assert_exit(0);
-        let mut r = out.replies();
-        skip_prefix(&mut r, state);
-        let l = r.line();
-        assert!(l.starts_with("+OK"), "QUIT in {state}: {l:?}");
-        r.end();
+        let env = in_state(state, &prefix, "QUIT", &["NOOP", "RCVD"], |l, _| {
+            assert!(l.starts_with("+OK"), "QUIT in {state}: {l:?}");
+        });
         assert_eq!(env.read_mailbox("fred"), EXAMPLE_MBOX, "QUIT in {state}");
         env.assert_mail_dir_is(&["fred"]);
     }
@@ -866,37 +871,8 @@ fn idle_timeout_in_every_state_gives_err_and_exits() {
         running.push((state, env, s, std::time::Instant::now()));
     }
     for (state, env, mut s, _start) in running {
-        let mut buf = Vec::new();
         // Replies to the prefix, then the timeout -ERR.
-        match state {
-            "AUTH" => s.greeting(),
-            "PASS" => {
-                s.greeting();
-                s.expect_ok();
-            }
-            "IDLE" => {
-                s.greeting();
-                s.expect_ok();
-                s.expect_ok();
-            }
-            "OPEN" => {
-                s.greeting();
-                s.expect_ok();
-                s.expect_ok();
-                assert_eq!(s.expect_count(), 78);
-            }
-            "SENT" => {
-                s.greeting();
-                s.expect_ok();
-                s.expect_ok();
-                assert_eq!(s.expect_count(), 78);
-                buf = s.read_exact(78);
-            }
-            _ => unreachable!(),
-        }
-        if state == "SENT" {
-            assert_eq!(buf, EXAMPLE_WIRE);
-        }
+        skip_prefix(&mut s, state);
         let l = s.read_line();
         assert!(l.starts_with("-ERR"), "timeout in {state}: {l:?}");
         s.expect_eof();
@@ -956,9 +932,7 @@ fn lowercase_and_mixed_case_commands_work() {
     let out = env.run(b"user fred\r\npass secret\r\nnoop\r\nrdel fred\r\nrcev\r\nrcvd\r\nrset\r\nReTr fred\r\nRcEv\r\nrCvD\r\nquit\r\n");
     out.assert_exit(0);
     let mut r = out.replies();
-    r.greeting();
-    r.ok();
-    r.ok();
+    r.logged_in();
     r.ok();
     assert_eq!(r.count(), 78);
     assert_eq!(r.data(78), EXAMPLE_WIRE);
@@ -993,9 +967,7 @@ fn bare_lf_crlf_and_mixed_line_ends_give_the_same_replies() {
         let out = env.run(&s);
         out.assert_exit(0);
         let mut r = out.replies();
-        r.greeting();
-        r.ok();
-        r.ok();
+        r.logged_in();
         r.ok();
         assert_eq!(r.count(), 78);
         assert_eq!(r.data(78), EXAMPLE_WIRE);

@@ -221,6 +221,23 @@ pub fn login(user: &str, pass: &str) -> String {
     format!("USER {user}\r\nPASS {pass}\r\n")
 }
 
+/// A whole transaction of fred: `USER fred`, `PASS secret`, `MODE fred` (RETR
+/// or RDEL), `RCEV`, `RCVD`, `QUIT`, each line ended by `eol`.
+pub fn fred_transaction(mode: &str, eol: &str) -> Vec<u8> {
+    [
+        "USER fred",
+        "PASS secret",
+        &format!("{mode} fred"),
+        "RCEV",
+        "RCVD",
+        "QUIT",
+    ]
+    .iter()
+    .map(|l| format!("{l}{eol}"))
+    .collect::<String>()
+    .into_bytes()
+}
+
 // ---------------------------------------------------------------------------
 // The test environment.
 
@@ -334,7 +351,7 @@ impl TestEnv {
             }
         };
         fs::write(&self.passwd_path, text).unwrap();
-        fs::set_permissions(&self.passwd_path, fs::Permissions::from_mode(0o644)).unwrap();
+        fs::set_permissions(&self.passwd_path, fs::Permissions::from_mode(0o600)).unwrap();
     }
 
     /// The full argument list: the harness defaults (each left out when the
@@ -586,12 +603,64 @@ fn reader_thread<R: Read + Send + 'static>(mut r: R) -> JoinHandle<Vec<u8>> {
 /// Checks that a reply line (without its CR LF) is one of the forms
 /// PROTOCOL.md allows.
 pub fn check_reply_form(line: &str) {
-    let ok = line == "+OK"
-        || line.starts_with("+OK ")
-        || line == "-ERR"
-        || line.starts_with("-ERR ")
-        || is_count_line(line);
+    let ok = is_ok_line(line) || is_err_line(line) || is_count_line(line);
     assert!(ok, "not a valid reply line: {line:?}");
+}
+
+fn is_ok_line(line: &str) -> bool {
+    line == "+OK" || line.starts_with("+OK ")
+}
+
+fn is_err_line(line: &str) -> bool {
+    line == "-ERR" || line.starts_with("-ERR ")
+}
+
+/// Turns a raw reply line (without its LF) into text: it must end in CR, hold
+/// no other CR and be of a form PROTOCOL.md allows.
+fn reply_line(line: &[u8]) -> String {
+    assert!(
+        line.last() == Some(&b'\r'),
+        "reply line does not end in CR LF: {:?}",
+        String::from_utf8_lossy(line)
+    );
+    let line = &line[..line.len() - 1];
+    assert!(
+        !line.contains(&b'\r'),
+        "stray CR in reply line {:?}",
+        String::from_utf8_lossy(line)
+    );
+    let s = String::from_utf8_lossy(line).into_owned();
+    check_reply_form(&s);
+    s
+}
+
+/// Asserts that `line` is `+OK`; `context` (whole output, log) is only built
+/// for the failure message.
+fn assert_ok_line(line: &str, context: impl FnOnce() -> String) {
+    assert!(
+        is_ok_line(line),
+        "expected +OK, got {line:?}; {}",
+        context()
+    );
+}
+
+/// Asserts that `line` is `-ERR`.
+fn assert_err_line(line: &str, context: impl FnOnce() -> String) {
+    assert!(
+        is_err_line(line),
+        "expected -ERR, got {line:?}; {}",
+        context()
+    );
+}
+
+/// Asserts that `line` is `#count` and returns the count.
+fn parse_count_line(line: &str, context: impl FnOnce() -> String) -> usize {
+    assert!(
+        is_count_line(line),
+        "expected #count, got {line:?}; {}",
+        context()
+    );
+    line[1..].parse().unwrap()
 }
 
 fn is_count_line(line: &str) -> bool {
@@ -631,21 +700,8 @@ impl<'a> Replies<'a> {
                 self.show()
             )
         });
-        let line = &rest[..lf];
-        assert!(
-            line.last() == Some(&b'\r'),
-            "reply line does not end in CR LF: {:?}",
-            String::from_utf8_lossy(line)
-        );
-        let line = &line[..line.len() - 1];
-        assert!(
-            !line.contains(&b'\r'),
-            "stray CR in reply line {:?}",
-            String::from_utf8_lossy(line)
-        );
+        let s = reply_line(&rest[..lf]);
         self.pos += lf + 1;
-        let s = String::from_utf8_lossy(line).into_owned();
-        check_reply_form(&s);
         s
     }
 
@@ -654,34 +710,33 @@ impl<'a> Replies<'a> {
         assert_eq!(l, GREETING, "greeting; whole output: {:?}", self.show());
     }
 
+    /// The greeting, then the +OK replies to USER and PASS.
+    pub fn logged_in(&mut self) {
+        self.greeting();
+        self.ok();
+        self.ok();
+    }
+
+    /// "whole output: ..." for failure messages.
+    fn context(&self) -> String {
+        format!("whole output: {:?}", self.show())
+    }
+
     pub fn ok(&mut self) -> String {
         let l = self.line();
-        assert!(
-            l == "+OK" || l.starts_with("+OK "),
-            "expected +OK, got {l:?}; whole output: {:?}",
-            self.show()
-        );
+        assert_ok_line(&l, || self.context());
         l
     }
 
     pub fn err(&mut self) -> String {
         let l = self.line();
-        assert!(
-            l == "-ERR" || l.starts_with("-ERR "),
-            "expected -ERR, got {l:?}; whole output: {:?}",
-            self.show()
-        );
+        assert_err_line(&l, || self.context());
         l
     }
 
     pub fn count(&mut self) -> usize {
         let l = self.line();
-        assert!(
-            is_count_line(&l),
-            "expected #count, got {l:?}; whole output: {:?}",
-            self.show()
-        );
-        l[1..].parse().unwrap()
+        parse_count_line(&l, || self.context())
     }
 
     /// Exactly `n` octets of mail data.
@@ -854,21 +909,7 @@ impl Session {
         loop {
             if let Some(lf) = self.buf.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = self.buf.drain(..=lf).collect();
-                let line = &line[..line.len() - 1];
-                assert!(
-                    line.last() == Some(&b'\r'),
-                    "reply line does not end in CR LF: {:?}",
-                    String::from_utf8_lossy(line)
-                );
-                let line = &line[..line.len() - 1];
-                assert!(
-                    !line.contains(&b'\r'),
-                    "stray CR in reply line {:?}",
-                    String::from_utf8_lossy(line)
-                );
-                let s = String::from_utf8_lossy(line).into_owned();
-                check_reply_form(&s);
-                return Next::Line(s);
+                return Next::Line(reply_line(&line[..line.len() - 1]));
             }
             assert!(
                 self.buf.len() <= 4096,
@@ -906,34 +947,26 @@ impl Session {
         assert_eq!(l, GREETING);
     }
 
+    /// "log: ..." for failure messages.
+    fn context(&self) -> String {
+        format!("log: {}", self.stderr_text())
+    }
+
     pub fn expect_ok(&mut self) -> String {
         let l = self.read_line();
-        assert!(
-            l == "+OK" || l.starts_with("+OK "),
-            "expected +OK, got {l:?}; log: {}",
-            self.stderr_text()
-        );
+        assert_ok_line(&l, || self.context());
         l
     }
 
     pub fn expect_err(&mut self) -> String {
         let l = self.read_line();
-        assert!(
-            l == "-ERR" || l.starts_with("-ERR "),
-            "expected -ERR, got {l:?}; log: {}",
-            self.stderr_text()
-        );
+        assert_err_line(&l, || self.context());
         l
     }
 
     pub fn expect_count(&mut self) -> usize {
         let l = self.read_line();
-        assert!(
-            is_count_line(&l),
-            "expected #count, got {l:?}; log: {}",
-            self.stderr_text()
-        );
-        l[1..].parse().unwrap()
+        parse_count_line(&l, || self.context())
     }
 
     /// Sends a command and returns its reply line.
