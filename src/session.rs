@@ -111,7 +111,19 @@ pub enum Outcome {
     NotDeleted(String),
     /// Deletion started and failed: sent mail may partly remain; none unsent lost.
     DeletionIncomplete(String),
-    Aborted(&'static str),
+    /// Ended without RCVD: nothing deleted. `stage` says how far the data got.
+    Aborted {
+        stage: Stage,
+        why: &'static str,
+    },
+}
+
+/// How far a transaction's data got before it was aborted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    BeforeRcev,
+    DuringRcev,
+    AfterRcev,
 }
 
 /// Something the operator (and fail2ban) wants in the log. User names in events
@@ -344,7 +356,7 @@ impl<B: Backend> Session<B> {
                         why: detail.clone(),
                     }));
                 }
-                actions.push(aborted(txn, why));
+                actions.push(aborted(txn, Stage::DuringRcev, why));
                 self.state = State::Auth;
                 actions.push(Action::Close(end));
                 actions
@@ -372,13 +384,8 @@ impl<B: Backend> Session<B> {
                 (S::Auth, actions)
             }
             (state, C::Noop) => (state, reply(Reply::Ok(""))),
-            (S::Open(txn) | S::Sent(txn), C::Rset) => {
-                let user = txn.user.clone();
-                (
-                    S::Idle(user),
-                    vec![aborted(txn, "rset"), Action::Reply(Reply::Ok(""))],
-                )
-            }
+            (S::Open(txn), C::Rset) => reset(txn, Stage::BeforeRcev),
+            (S::Sent(txn), C::Rset) => reset(txn, Stage::AfterRcev),
             (S::Idle(user), C::Rset) => (S::Idle(user), reply(Reply::Ok(""))),
             (S::Auth | S::Pass(_), C::Rset) => (S::Auth, reply(Reply::Ok(""))),
 
@@ -507,15 +514,23 @@ fn shown(user: &str) -> String {
     username::escape_for_log(user.as_bytes())
 }
 
+/// RSET in a transaction: end it, deleting nothing, and go back to IDLE.
+fn reset<M: Mailbox>(txn: Transaction<M>, stage: Stage) -> (State<M>, Vec<Action>) {
+    let user = txn.user.clone();
+    let actions = vec![aborted(txn, stage, "rset"), Action::Reply(Reply::Ok(""))];
+    (State::Idle(user), actions)
+}
+
 /// End whatever transaction `state` holds, deleting nothing.
 fn abort_state<M: Mailbox>(state: State<M>, why: &'static str) -> Vec<Action> {
     match state {
-        State::Open(txn) | State::Sent(txn) => vec![aborted(txn, why)],
+        State::Open(txn) => vec![aborted(txn, Stage::BeforeRcev, why)],
+        State::Sent(txn) => vec![aborted(txn, Stage::AfterRcev, why)],
         _ => Vec::new(),
     }
 }
 
-fn aborted<M: Mailbox>(txn: Transaction<M>, why: &'static str) -> Action {
+fn aborted<M: Mailbox>(txn: Transaction<M>, stage: Stage, why: &'static str) -> Action {
     let bytes = txn.mailbox.count();
     // Dropping the mailbox releases its locks with nothing deleted.
     drop(txn.mailbox);
@@ -523,7 +538,7 @@ fn aborted<M: Mailbox>(txn: Transaction<M>, why: &'static str) -> Action {
         user: shown(&txn.user),
         mode: txn.mode,
         bytes,
-        outcome: Outcome::Aborted(why),
+        outcome: Outcome::Aborted { stage, why },
     })
 }
 
@@ -561,4 +576,114 @@ fn finish<M: Mailbox>(txn: Transaction<M>) -> (State<M>, Vec<Action>) {
         State::Idle(user),
         vec![Action::Log(event), Action::Reply(reply)],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A mailbox in memory: what a test needs to drive the session without files.
+    struct Memory(Vec<u8>);
+
+    impl Mailbox for Memory {
+        fn count(&self) -> u64 {
+            self.0.len() as u64
+        }
+        fn send(&mut self, out: &mut dyn Write) -> Result<(), SendError> {
+            out.write_all(&self.0).map_err(SendError::Client)
+        }
+        fn delete_sent(self) -> Result<u64, DeleteError> {
+            Ok(0)
+        }
+    }
+
+    struct Store;
+
+    impl Backend for Store {
+        type Mailbox = Memory;
+        fn verify(&mut self, user: Option<&str>, password: &[u8]) -> Verdict {
+            if user == Some("fred") && password == b"pw" {
+                Verdict::Granted
+            } else {
+                Verdict::Denied
+            }
+        }
+        fn open(&mut self, _user: &str, _mode: Mode) -> Result<Memory, OpenError> {
+            Ok(Memory(b"mail".to_vec()))
+        }
+    }
+
+    fn outcomes(actions: &[Action]) -> Vec<Outcome> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Log(Event::Transaction { outcome, .. }) => Some(outcome.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn logged_in() -> Session<Store> {
+        let mut session = Session::new(Store, 3);
+        session.handle_line(b"USER fred");
+        assert_eq!(
+            session.handle_line(b"PASS pw").last(),
+            Some(&Action::Reply(Reply::Ok("")))
+        );
+        session
+    }
+
+    #[test]
+    fn an_abort_says_how_far_the_data_got() {
+        let aborted = |stage, why| vec![Outcome::Aborted { stage, why }];
+        let mut session = logged_in();
+        assert_eq!(
+            session.handle_line(b"RDEL fred"),
+            vec![Action::Reply(Reply::Count(4))]
+        );
+        assert_eq!(
+            outcomes(&session.handle_line(b"RSET")),
+            aborted(Stage::BeforeRcev, "rset")
+        );
+
+        session.handle_line(b"RETR fred");
+        assert_eq!(session.handle_line(b"RCEV"), vec![Action::SendMail]);
+        let mut out = Vec::new();
+        assert!(session.send_mail(&mut out).is_empty());
+        assert_eq!(out, b"mail");
+        assert_eq!(
+            outcomes(&session.end_of_input()),
+            aborted(Stage::AfterRcev, "end of input")
+        );
+    }
+
+    #[test]
+    fn a_failed_send_aborts_during_rcev_and_closes() {
+        struct Broken;
+        impl Write for Broken {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut session = logged_in();
+        session.handle_line(b"RDEL fred");
+        session.handle_line(b"RCEV");
+        let actions = session.send_mail(&mut Broken);
+        assert_eq!(
+            outcomes(&actions),
+            vec![Outcome::Aborted {
+                stage: Stage::DuringRcev,
+                why: "client write error"
+            }]
+        );
+        assert_eq!(actions.last(), Some(&Action::Close(End::ClientGone)));
+        // Nothing is open any more: RCVD cannot delete.
+        assert_eq!(
+            session.handle_line(b"RCVD"),
+            vec![Action::Reply(OUT_OF_ORDER)]
+        );
+    }
 }

@@ -54,7 +54,7 @@ fn a_signal_while_waiting_for_rcvd_deletes_nothing_and_unlocks() {
         env.assert_mail_dir_is(&["fred"]);
         let log = s.final_log();
         let aborted =
-            format!("transaction: user=fred, mode=RDEL, bytes={n}, aborted (terminated by signal)");
+            format!("transaction: user=fred, mode=RDEL, bytes={n}, aborted after RCEV (terminated by signal)");
         assert!(log.contains(&aborted), "{signal}: {log:?}");
         assert!(
             log.iter()
@@ -85,7 +85,7 @@ fn a_signal_while_the_client_does_not_read_ends_the_transfer() {
     let log = s.final_log();
     assert!(
         log.iter()
-            .any(|l| l.ends_with("aborted (terminated by signal while sending)")),
+            .any(|l| l.ends_with("aborted during RCEV (terminated by signal while sending)")),
         "{log:?}"
     );
 }

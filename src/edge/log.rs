@@ -9,7 +9,7 @@ use std::io::Write;
 
 use syslog::{Facility, Formatter3164, Logger, LoggerBackend};
 
-use crate::session::{Event, Outcome};
+use crate::session::{Event, Outcome, Stage};
 
 /// Where log lines go (`--log`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,7 +106,14 @@ pub fn describe(event: &Event, rip: &str) -> (Level, String) {
                 Outcome::DeletionIncomplete(why) => {
                     format!("deletion incomplete, sent mail may be sent again ({why})")
                 }
-                Outcome::Aborted(why) => format!("aborted ({why})"),
+                Outcome::Aborted { stage, why } => {
+                    let stage = match stage {
+                        Stage::BeforeRcev => "before RCEV",
+                        Stage::DuringRcev => "during RCEV",
+                        Stage::AfterRcev => "after RCEV",
+                    };
+                    format!("aborted {stage} ({why})")
+                }
             };
             let level = match event {
                 Event::Transaction { outcome: Outcome::NotDeleted(_), .. } => Level::Warning,
