@@ -12,6 +12,11 @@ pub const MAX_LINE: usize = 1024;
 /// The input buffer: four maximal lines, so a pipelined script is read in few calls.
 pub const INPUT_BUFFER: usize = 4 * MAX_LINE;
 
+/// How long pop1d, having sent its last reply and FIN on a socket, reads and drops
+/// what the client still sends, so that closing does not reset the connection (a
+/// reset can destroy the last reply in flight). Short: the session is over.
+pub const LINGER: Duration = Duration::from_secs(2);
+
 /// The longest user name that may become part of a path (PROTOCOL.md).
 pub const MAX_USER_NAME: usize = 64;
 

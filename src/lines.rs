@@ -95,6 +95,15 @@ impl LineBuffer {
         self.end += read;
     }
 
+    /// Forget (and wipe) everything buffered.
+    pub fn discard(&mut self) {
+        self.buf[..self.end].zeroize();
+        self.start = 0;
+        self.end = 0;
+        self.discarding = false;
+        self.handed_out = 0..0;
+    }
+
     /// True when an unterminated line is pending (at end of input it is dropped).
     pub fn has_partial_line(&self) -> bool {
         self.end > self.start || self.discarding

@@ -75,6 +75,30 @@ impl ClientInput {
         }
     }
 
+    /// Read and drop what the client still sends, until it closes, `limit` passes
+    /// or `most` bytes came. Closing a socket with unread input makes the kernel
+    /// reset the connection, and a reset can destroy our last reply on its way.
+    pub fn drain(&mut self, limit: Duration, most: usize) {
+        let deadline = Instant::now() + limit;
+        let mut dropped = 0;
+        while dropped < most
+            && self
+                .stop
+                .wait(self.stdin.as_fd(), PollFlags::POLLIN, deadline)
+                == Wait::Ready
+        {
+            match nix::unistd::read(self.stdin.as_fd(), self.buffer.space()) {
+                Ok(0) => return,
+                Ok(read) => {
+                    dropped += read;
+                    self.buffer.discard();
+                }
+                Err(Errno::EAGAIN | Errno::EINTR) => {}
+                Err(_) => return,
+            }
+        }
+    }
+
     pub fn line(&self, range: Range<usize>) -> &[u8] {
         self.buffer.line(range)
     }

@@ -107,6 +107,15 @@ impl Write for ClientOutput {
     }
 }
 
+impl ClientOutput {
+    /// On a socket, send everything queued and then FIN. True when fd 1 is a socket.
+    pub fn shutdown_write(&mut self) -> bool {
+        let _ = self.flush();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&self.stdout.as_fd());
+        nix::sys::socket::shutdown(fd, nix::sys::socket::Shutdown::Write) != Err(Errno::ENOTSOCK)
+    }
+}
+
 impl Drop for ClientOutput {
     fn drop(&mut self) {
         let _ = self.flush();

@@ -5,6 +5,7 @@ use std::time::Duration;
 use super::input::{ClientInput, Input};
 use super::log::{Level, Log};
 use super::output::ClientOutput;
+use crate::limits::{LINGER, MAX_LINE};
 use crate::session::{Action, Backend, End, Session, GREETING};
 
 pub struct Edges<'a> {
@@ -39,6 +40,9 @@ pub fn serve<B: Backend>(session: &mut Session<B>, edges: &mut Edges<'_>) -> End
             }
         };
         if let Some(end) = perform(session, actions, edges) {
+            if edges.output.shutdown_write() {
+                edges.input.drain(LINGER, MAX_LINE * 64);
+            }
             return end;
         }
     }

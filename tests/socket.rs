@@ -1,0 +1,57 @@
+//! pop1d on a real loopback TCP connection, as inetd and systemd hand it over:
+//! the accepted socket is both fd 0 and fd 1.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::process::Stdio;
+use std::time::Duration;
+
+/// Start pop1d on the server end of a fresh loopback connection; returns the
+/// client end and the child.
+fn over_tcp(env: &TestEnv) -> (std::net::TcpStream, std::process::Child) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (sock, _) = listener.accept().unwrap();
+    let mut cmd = env.command();
+    let fd_in: OwnedFd = sock.try_clone().unwrap().into();
+    cmd.stdin(Stdio::from(fd_in))
+        .stdout(Stdio::from(OwnedFd::from(sock)))
+        .stderr(Stdio::piped());
+    let child = cmd.spawn().unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    (client, child)
+}
+
+#[test]
+fn input_after_quit_does_not_reset_the_connection() {
+    // Lines after QUIT stay unread; closing a socket with unread input makes the
+    // kernel send a reset, which could destroy the replies still in flight.
+    let data: Vec<u8> = (0..200)
+        .flat_map(|i| message("a@example.org", &format!("m{i}"), &"text line\n".repeat(50)))
+        .collect();
+    let env = TestEnv::new();
+    env.write_mailbox("fred", &data);
+    let (mut client, child) = over_tcp(&env);
+    let mut script = fred_transaction("RETR", "\r\n");
+    script.extend(b"NOOP\r\n".repeat(5000));
+    client.write_all(&script).unwrap();
+    let mut got = Vec::new();
+    client
+        .read_to_end(&mut got)
+        .expect("a clean end of the connection, not a reset");
+    drop(client);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let mut r = Replies::new(&got);
+    r.logged_in();
+    let n = r.count();
+    assert_eq!(r.data(n), crlf(&data).as_slice());
+    r.ok();
+    assert_eq!(r.ok(), "+OK bye");
+    r.end();
+}
