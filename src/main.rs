@@ -5,6 +5,7 @@
 //! (except for --help and --version), and nothing to stderr unless `--log stderr`.
 
 use std::io::Write;
+use std::os::fd::AsFd;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
@@ -48,7 +49,7 @@ fn main() -> ExitCode {
     };
     let mut log = Log::open(options.log);
     if options.log != Target::Stderr {
-        silence_stderr();
+        silence_stderr_if_client();
     }
     // The default hook would print to stderr, which under inetd may be the
     // client's socket. The panic then unwinds, and the locks are released.
@@ -56,10 +57,6 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(move |info| {
         Log::open(target).line(Level::Error, &format!("internal error: {info}"));
     }));
-    let store = match prepare(&options, &mut log) {
-        Ok(store) => store,
-        Err(error) => return refuse(&mut log, error),
-    };
     let stop = match Stop::install() {
         Ok(stop) => stop,
         Err(error) => {
@@ -72,6 +69,10 @@ fn main() -> ExitCode {
                 },
             );
         }
+    };
+    let store = match prepare(&options, &stop, &mut log) {
+        Ok(store) => store,
+        Err(error) => return refuse(&mut log, error),
     };
     let rip = peer::client_address();
     log.line(Level::Info, &format!("connect: rip={rip}"));
@@ -96,7 +97,7 @@ fn main() -> ExitCode {
 }
 
 /// Everything before the greeting: the passwd-file, then the privilege switch.
-fn prepare(options: &Options, log: &mut Log) -> Result<FileStore, StartError> {
+fn prepare(options: &Options, stop: &Stop, log: &mut Log) -> Result<FileStore, StartError> {
     let passwd = match &options.passwd_file {
         Some(path) => {
             let (file, warnings) = PasswdFile::load(path).map_err(|e| StartError {
@@ -120,6 +121,7 @@ fn prepare(options: &Options, log: &mut Log) -> Result<FileStore, StartError> {
         locks: lock::Config {
             methods: options.locks,
             timeout: options.lock_timeout,
+            cancel: stop.flag(),
         },
     })
 }
@@ -136,11 +138,22 @@ fn drop_privileges(options: &Options) -> Result<()> {
     Ok(())
 }
 
-/// Point fd 2 at /dev/null. Under inetd it is the client's socket, and the Rust
-/// runtime writes a few messages there itself (a stack overflow, say).
-fn silence_stderr() {
-    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
-        let _ = nix::unistd::dup2_stderr(null);
+/// Point fd 2 at /dev/null when it is the client's connection (inetd and xinetd
+/// hand the socket over as fd 0, 1 and 2): the Rust runtime writes a few messages
+/// there itself (a stack overflow, say). Elsewhere (systemd's journal, a
+/// terminal) such a message is for the operator and may stay.
+fn silence_stderr_if_client() {
+    fn identity(fd: impl AsFd) -> Option<(u64, u64)> {
+        nix::sys::stat::fstat(fd)
+            .ok()
+            .map(|st| (st.st_dev, st.st_ino))
+    }
+    let stderr = identity(std::io::stderr());
+    let client = [identity(std::io::stdin()), identity(std::io::stdout())];
+    if stderr.is_some() && client.contains(&stderr) {
+        if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+            let _ = nix::unistd::dup2_stderr(null);
+        }
     }
 }
 

@@ -215,8 +215,9 @@ pub enum SendError {
 pub enum DeleteError {
     /// Nothing was changed; the text is for the log.
     Untouched(String),
-    /// Deletion began and could not finish: no unsent mail is lost, but a fragment
-    /// of sent mail may be left at the front. The text is for the log.
+    /// Deletion began and could not finish: no unsent byte is lost, but a fragment
+    /// of sent mail may be left at the front, and a piece of unsent mail may stand
+    /// twice inside one message. The text is for the log.
     Incomplete(String),
 }
 

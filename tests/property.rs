@@ -133,6 +133,7 @@ fn new_session(dir: &Path) -> Session<TestStore> {
     let store = TestStore {
         template: Template::parse(&format!("{}/%u", dir.display())).unwrap(),
         locks: lock::Config {
+            cancel: Default::default(),
             methods: Methods::ALL,
             timeout: Duration::ZERO,
         },

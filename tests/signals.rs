@@ -89,3 +89,27 @@ fn a_signal_while_the_client_does_not_read_ends_the_transfer() {
         "{log:?}"
     );
 }
+
+#[test]
+fn a_signal_is_not_outlasted_by_a_script_of_busy_retrs() {
+    // The mailbox is locked by someone else; the client pipelined many RETRs,
+    // each of which would wait the whole lock timeout. A signal must end the
+    // session within a back-off pause, not after every RETR has waited.
+    let env = TestEnv::new().args(["--lock-timeout", "3"]);
+    env.write_mailbox("fred", b"From a Thu Nov 26 10:00:00 2026\n\nhello\n");
+    let holder = FlockHolder::take(&env.mailbox_path("fred"));
+    let mut s = env.spawn();
+    s.login("fred", FRED_PASS);
+    s.send("RETR fred\r\nRSET\r\n".repeat(20).as_bytes());
+    std::thread::sleep(Duration::from_millis(500));
+    let took = signal_and_wait(&mut s, Signal::SIGTERM);
+    assert!(took < Duration::from_secs(2), "exit took {took:?}");
+    drop(holder);
+    env.assert_mail_dir_is(&["fred"]);
+    let log = s.final_log();
+    assert!(
+        log.iter()
+            .any(|l| l == "disconnect: terminated by signal, rip=local"),
+        "{log:?}"
+    );
+}

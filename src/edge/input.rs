@@ -46,6 +46,11 @@ impl ClientInput {
     pub fn next(&mut self, mut before_waiting: impl FnMut()) -> Input {
         let mut deadline = None;
         loop {
+            // Before lines already read, too: a client that sent a long script
+            // must not keep pop1d running after a signal.
+            if self.stop.requested() {
+                return Input::Terminated;
+            }
             match self.buffer.next_line() {
                 Next::Line(range) => return Input::Line(range),
                 Next::TooLong => return Input::TooLong,

@@ -49,6 +49,11 @@ impl Stop {
         })
     }
 
+    /// The flag the handlers set, for code that cannot poll (the lock back-off).
+    pub fn flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.requested)
+    }
+
     pub fn requested(&self) -> bool {
         self.requested.load(Ordering::Relaxed)
     }

@@ -16,6 +16,8 @@ mod flock;
 use std::fs::File;
 use std::io;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use dotlock::lock_path as dotlock_path;
@@ -57,11 +59,13 @@ impl Methods {
 }
 
 /// How to lock.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Config {
     pub methods: Methods,
     /// How long to keep trying while somebody else holds a lock.
     pub timeout: Duration,
+    /// Stop trying as soon as this is set (a signal asked the server to stop).
+    pub cancel: Arc<AtomicBool>,
 }
 
 /// Why a mailbox could not be locked.
@@ -69,6 +73,8 @@ pub struct Config {
 pub enum LockError {
     /// Somebody else held a lock for the whole timeout.
     Busy,
+    /// [`Config::cancel`] was set while we waited.
+    Cancelled,
     /// A lock could not be tried at all (permissions, file system); `what` names it.
     Failed {
         what: &'static str,
@@ -80,6 +86,7 @@ impl std::fmt::Display for LockError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             LockError::Busy => f.write_str("locked by another process"),
+            LockError::Cancelled => f.write_str("stopped by a signal while waiting for the lock"),
             LockError::Failed { what, error } => write!(f, "cannot take the {what} lock: {error}"),
         }
     }
@@ -122,6 +129,9 @@ pub fn lock(file: File, path: &Path, config: &Config) -> Result<LockedFile, Lock
         }
         release(&mut locked);
         let now = Instant::now();
+        if config.cancel.load(Ordering::Relaxed) {
+            return Err(LockError::Cancelled);
+        }
         if now >= deadline {
             return Err(LockError::Busy);
         }

@@ -9,7 +9,8 @@
 //! after fsync. The shift is done in rounds of at most `counted` bytes, each made
 //! durable before the next round overwrites its source, so that at every moment,
 //! on disk, each byte that was not sent exists at least once: a kill or a power cut
-//! halfway leaves a fragment of sent mail in front of the unsent mail, never a loss.
+//! halfway never loses a byte, but can leave a fragment of sent mail in front and
+//! one piece (at most `counted` bytes) of unsent mail twice, inside a message.
 //! Our signal handlers only set a flag, so no signal but SIGKILL stops it halfway.
 
 use std::fs::File;
@@ -20,48 +21,89 @@ use crate::session::DeleteError;
 
 /// Remove the first `counted` bytes of `file`. Returns how many bytes after them
 /// were kept.
+///
+/// A writer that ignores the lock and appends between the last look at the size
+/// and the truncation loses what it appended in that instant; no code can close
+/// that window against a writer that takes no lock, only keep it small.
 pub fn delete_prefix(file: &File, counted: u64) -> Result<u64, DeleteError> {
-    let untouched = |what: &'static str| {
-        move |e: std::io::Error| DeleteError::Untouched(format!("{what}: {e}"))
-    };
-    let incomplete = |what: &'static str| {
-        move |e: std::io::Error| DeleteError::Incomplete(format!("{what}: {e}"))
-    };
-    let length = file.metadata().map_err(untouched("cannot stat"))?.len();
-    if length < counted {
-        return Err(DeleteError::Untouched(format!(
-            "mailbox shrank from {counted} to {length} bytes"
-        )));
-    }
-    if length > counted && (length - counted).div_ceil(counted) > DELETE_MAX_ROUNDS {
-        return Err(DeleteError::Untouched(format!(
+    let mut progress = Progress { written: false };
+    let length = file
+        .metadata()
+        .map_err(|e| progress.error("cannot stat", e))?
+        .len();
+    if length
+        .checked_sub(counted)
+        .is_some_and(|tail| tail.div_ceil(counted) > DELETE_MAX_ROUNDS)
+    {
+        return Err(progress.fail(format!(
             "{} bytes were appended after the {counted} counted ones, too many to move safely",
             length - counted
         )));
     }
     let mut moved = 0u64;
+    let mut rounds = 0u64;
     let mut buffer = Vec::new();
     loop {
         // Appended by a writer that ignores the lock, perhaps still appending.
-        let tail = file.metadata().map_err(incomplete("cannot stat"))?.len() - counted;
-        if moved == tail {
+        let now = file
+            .metadata()
+            .map_err(|e| progress.error("cannot stat", e))?
+            .len();
+        let tail = match now.checked_sub(counted) {
+            Some(tail) if tail >= moved => tail,
+            _ => {
+                return Err(progress.fail(format!(
+                    "mailbox shrank to {now} bytes while mail was deleted"
+                )))
+            }
+        };
+        if tail == moved {
             break;
         }
         while moved < tail {
+            rounds += 1;
+            if rounds > DELETE_MAX_ROUNDS {
+                return Err(progress.fail("mail kept being appended while it was moved".into()));
+            }
             let round = counted.min(tail - moved);
-            copy_within(file, counted + moved, moved, round, &mut buffer)
-                .map_err(incomplete("cannot move appended mail"))?;
-            file.sync_data().map_err(incomplete("cannot fsync"))?;
+            copy_within(
+                file,
+                counted + moved,
+                moved,
+                round,
+                &mut buffer,
+                &mut progress,
+            )?;
+            file.sync_data()
+                .map_err(|e| progress.error("cannot fsync", e))?;
             moved += round;
         }
     }
-    if moved == 0 {
-        file.set_len(0).map_err(untouched("cannot truncate"))?;
-    } else {
-        file.set_len(moved).map_err(incomplete("cannot truncate"))?;
-    }
-    file.sync_all().map_err(incomplete("cannot fsync"))?;
+    file.set_len(moved)
+        .map_err(|e| progress.error("cannot truncate", e))?;
+    progress.written = true;
+    file.sync_all()
+        .map_err(|e| progress.error("cannot fsync", e))?;
     Ok(moved)
+}
+
+/// Whether the file was changed yet: an error before that leaves it untouched.
+struct Progress {
+    written: bool,
+}
+
+impl Progress {
+    fn fail(&self, why: String) -> DeleteError {
+        if self.written {
+            DeleteError::Incomplete(why)
+        } else {
+            DeleteError::Untouched(why)
+        }
+    }
+
+    fn error(&self, what: &str, error: std::io::Error) -> DeleteError {
+        self.fail(format!("{what}: {error}"))
+    }
 }
 
 /// Copy `length` bytes at `from` to `to` (< `from`) inside `file`.
@@ -71,13 +113,17 @@ fn copy_within(
     to: u64,
     length: u64,
     buffer: &mut Vec<u8>,
-) -> std::io::Result<()> {
+    progress: &mut Progress,
+) -> Result<(), DeleteError> {
     buffer.resize(MAILBOX_CHUNK, 0);
     let mut done = 0u64;
     while done < length {
         let want = buffer.len().min((length - done) as usize);
-        file.read_exact_at(&mut buffer[..want], from + done)?;
-        file.write_all_at(&buffer[..want], to + done)?;
+        file.read_exact_at(&mut buffer[..want], from + done)
+            .map_err(|e| progress.error("cannot read appended mail", e))?;
+        progress.written = true;
+        file.write_all_at(&buffer[..want], to + done)
+            .map_err(|e| progress.error("cannot move appended mail", e))?;
         done += want as u64;
     }
     Ok(())

@@ -73,6 +73,9 @@ impl Mbox {
             let locked = match lock::lock(file, path, locks) {
                 Ok(locked) => locked,
                 Err(LockError::Busy) => return Err(OpenError::Busy),
+                Err(LockError::Cancelled) => {
+                    return Err(failed("not locked", &LockError::Cancelled))
+                }
                 Err(error) => return Err(failed("cannot lock", &error)),
             };
             let meta = locked
@@ -258,7 +261,8 @@ impl Mailbox for Mbox {
             .map_err(|e| DeleteError::Untouched(format!("cannot stat: {e}")))?;
         if now.len() == self.size && stamp(&now) != self.stamp {
             return Err(DeleteError::Untouched(
-                "the mailbox was rewritten while it was locked".into(),
+                "the mailbox was changed in place while it was locked (mtime or ctime moved)"
+                    .into(),
             ));
         }
         delete::delete_prefix(locked.file(), self.size)
