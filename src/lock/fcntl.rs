@@ -10,12 +10,15 @@ use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg};
 
 fn whole_file(kind: libc::c_short) -> libc::flock {
-    // SAFETY: libc::flock is a C struct of plain integers, for which all-zero bytes
-    // are a valid value (start 0, length 0 = to the end, pid 0 as OFD locks require).
-    let mut lock: libc::flock = unsafe { std::mem::zeroed() };
-    lock.l_type = kind;
-    lock.l_whence = libc::SEEK_SET as libc::c_short;
-    lock
+    // Start 0 and length 0: the whole file, however it grows; pid 0, as OFD
+    // locks require.
+    libc::flock {
+        l_type: kind,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
+    }
 }
 
 /// Try once to take a write lock. `Ok(false)` when somebody else holds a lock.
