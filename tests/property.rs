@@ -310,3 +310,61 @@ proptest! {
         prop_assert_eq!(counter.total(), out.len() as u64);
     }
 }
+
+/// What the line splitter must produce for `input`, written the plain way: each
+/// LF-terminated line (one trailing CR removed), or `None` for a line over the
+/// limit; an unterminated last line is dropped.
+fn reference_lines(input: &[u8]) -> Vec<Option<Vec<u8>>> {
+    let mut out = Vec::new();
+    let mut rest = input;
+    while let Some(at) = rest.iter().position(|&b| b == b'\n') {
+        let line = &rest[..at];
+        if at + 1 > pop1d::limits::MAX_LINE {
+            out.push(None);
+        } else {
+            out.push(Some(line.strip_suffix(b"\r").unwrap_or(line).to_vec()));
+        }
+        rest = &rest[at + 1..];
+    }
+    out
+}
+
+proptest! {
+    /// The bounded line splitter agrees with the plain definition for any input
+    /// cut into any read sizes, lines of every length around the limit included.
+    #[test]
+    fn lines_split_like_the_plain_definition(
+        pieces in proptest::collection::vec(
+            prop_oneof![
+                proptest::collection::vec(prop_oneof![Just(b'\n'), Just(b'\r'), Just(b'a'), any::<u8>()], 0..40),
+                (1015usize..1030).prop_map(|n| [vec![b'x'; n], b"\r\n".to_vec()].concat()),
+                (1015usize..1030).prop_map(|n| [vec![b'y'; n], b"\n".to_vec()].concat()),
+                (3000usize..9000).prop_map(|n| vec![b'z'; n]),
+            ],
+            0..12,
+        ),
+        read_size in 1usize..5000,
+    ) {
+        use pop1d::lines::{LineBuffer, Next};
+        let input = pieces.concat();
+        let mut buffer = LineBuffer::default();
+        let mut got = Vec::new();
+        let mut rest = &input[..];
+        loop {
+            match buffer.next_line() {
+                Next::Line(range) => got.push(Some(buffer.line(range).to_vec())),
+                Next::TooLong => got.push(None),
+                Next::NeedMore if rest.is_empty() => break,
+                Next::NeedMore => {
+                    let space = buffer.space();
+                    prop_assert!(!space.is_empty());
+                    let n = space.len().min(read_size).min(rest.len());
+                    space[..n].copy_from_slice(&rest[..n]);
+                    buffer.filled(n);
+                    rest = &rest[n..];
+                }
+            }
+        }
+        prop_assert_eq!(got, reference_lines(&input));
+    }
+}
