@@ -104,11 +104,6 @@ impl LineBuffer {
         self.handed_out = 0..0;
     }
 
-    /// True when an unterminated line is pending (at end of input it is dropped).
-    pub fn has_partial_line(&self) -> bool {
-        self.end > self.start || self.discarding
-    }
-
     fn wipe_handed_out(&mut self) {
         let range = std::mem::replace(&mut self.handed_out, 0..0);
         self.buf[range].zeroize();

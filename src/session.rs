@@ -285,10 +285,6 @@ impl<B: Backend> Session<B> {
         }
     }
 
-    pub fn backend(&self) -> &B {
-        &self.backend
-    }
-
     /// Handle one complete client line (terminator removed).
     pub fn handle_line(&mut self, line: &[u8]) -> Vec<Action> {
         let command = command::parse(line);

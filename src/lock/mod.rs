@@ -20,8 +20,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use dotlock::lock_path as dotlock_path;
-
 use crate::limits::{LOCK_RETRY_MAX, LOCK_RETRY_MIN};
 
 /// Which locks to take.

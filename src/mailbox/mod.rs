@@ -104,10 +104,6 @@ impl Mbox {
             path.display()
         )))
     }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
 }
 
 /// Open a mailbox for reading and writing, refusing a symbolic link at the last
