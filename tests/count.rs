@@ -179,7 +179,8 @@ fn filler(len: usize) -> Vec<u8> {
     d
 }
 
-const BOUNDARIES: [usize; 3] = [65536, 131072, 1 << 20];
+/// pop1d's own read chunk, common pipe and buffer sizes, and a large one.
+const BOUNDARIES: [usize; 4] = [65536, 131072, pop1d::limits::MAILBOX_CHUNK, 1 << 20];
 
 #[test]
 fn crlf_pair_split_across_buffer_boundaries() {
@@ -219,7 +220,8 @@ fn bare_lf_and_bare_cr_at_buffer_boundaries() {
 
 #[test]
 fn sizes_that_are_exact_multiples_of_the_buffer() {
-    for b in [65536usize, 131072, 2 * 131072] {
+    let chunk = pop1d::limits::MAILBOX_CHUNK;
+    for b in [65536usize, 131072, chunk, 2 * chunk] {
         let mut d = filler(b);
         *d.last_mut().unwrap() = b'\n';
         check_mailbox(&format!("{b} bytes ending in LF"), &d);
