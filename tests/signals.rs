@@ -67,7 +67,7 @@ fn a_signal_while_waiting_for_rcvd_deletes_nothing_and_unlocks() {
 #[test]
 fn a_signal_while_the_client_does_not_read_ends_the_transfer() {
     // Several MiB: far more than the pipe holds, so pop1d blocks writing RCEV.
-    let data = mailbox(400, &"a line of mail that is long enough\n".repeat(400));
+    let data = bulk_mailbox(5 << 20);
     let env = TestEnv::new().args(["--timeout", "60"]);
     env.write_mailbox("fred", &data);
     let mut s = env.spawn();

@@ -84,14 +84,7 @@ fn timeout_mid_transaction_frees_locks_and_deletes_nothing() {
 #[test]
 fn a_client_that_stops_reading_during_rcev_is_dropped_and_locks_freed() {
     let env = TestEnv::new().args(["--timeout", "1"]);
-    let mut d = Vec::new();
-    while d.len() < 6 << 20 {
-        d.extend(message(
-            "x@example.org",
-            "bulk",
-            &"0123456789abcdef\n".repeat(100),
-        ));
-    }
+    let d = bulk_mailbox(6 << 20);
     env.write_mailbox("fred", &d);
     let mut s = env.spawn();
     s.login("fred", FRED_PASS);
@@ -126,14 +119,7 @@ fn a_client_that_stops_reading_during_rcev_is_dropped_and_locks_freed() {
 #[test]
 fn a_client_that_goes_away_during_rcev_loses_nothing() {
     let env = TestEnv::new();
-    let mut d = Vec::new();
-    while d.len() < 4 << 20 {
-        d.extend(message(
-            "x@example.org",
-            "bulk",
-            &"0123456789abcdef\n".repeat(100),
-        ));
-    }
+    let d = bulk_mailbox(4 << 20);
     env.write_mailbox("fred", &d);
     let mut s = env.spawn();
     s.login("fred", FRED_PASS);

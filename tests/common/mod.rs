@@ -212,6 +212,17 @@ pub fn message(from: &str, subject: &str, body: &str) -> Vec<u8> {
         .into_bytes()
 }
 
+/// A mailbox of at least `bytes` bytes of ordinary messages: more than a pipe
+/// or socket buffer holds, so pop1d blocks writing RCEV to a client that stops.
+pub fn bulk_mailbox(bytes: usize) -> Vec<u8> {
+    let body = "0123456789abcdef\n".repeat(100);
+    let mut d = Vec::new();
+    while d.len() < bytes {
+        d.extend(message("x@example.org", "bulk", &body));
+    }
+    d
+}
+
 /// The 73-byte mailbox of the example in PROTOCOL.md.
 pub const EXAMPLE_MBOX: &[u8] =
     b"From fred@example.org Thu Nov 26 10:00:00 2026\nSubject: hello\n\nHi Fred.\n\n";
