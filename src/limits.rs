@@ -63,3 +63,9 @@ pub const PIPE_BUFFER: i32 = 1 << 20;
 /// system calls cost little. Measured on a 1 GiB mailbox, with pop1d and its reader
 /// on one CPU: 32 KiB 0.61 s, 128 KiB 0.51 s, 256 KiB 0.49 s, 512 KiB 0.49 s.
 pub const MAILBOX_CHUNK: usize = 256 * 1024;
+
+/// RDEL drops sent mailbox pages from the page cache in ranges of this size,
+/// aligned to it: the largest page cache folio on x86-64 and arm64 with 4 KiB
+/// pages (one PMD), so that each range holds whole folios, which alone can be
+/// dropped.
+pub const UNCACHE_STEP: u64 = 2 << 20;

@@ -24,11 +24,11 @@ impl Backend for FileStore {
         }
     }
 
-    fn open(&mut self, user: &str, _mode: Mode) -> Result<Mbox, OpenError> {
+    fn open(&mut self, user: &str, mode: Mode) -> Result<Mbox, OpenError> {
         let path = self
             .template
             .resolve(user)
             .ok_or_else(|| OpenError::Failed(format!("unsafe user name {user:?}")))?;
-        Mbox::open(&path, &self.locks)
+        Mbox::open(&path, &self.locks, mode)
     }
 }

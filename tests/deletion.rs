@@ -342,3 +342,75 @@ fn sigkill_mid_transaction_loses_nothing() {
     assert!(entries.contains(&"fred".to_string()));
     assert!(!entries.contains(&"fred.lock".to_string()), "{entries:?}");
 }
+
+/// Bytes of `path` in the page cache, by util-linux's fincore.
+fn cached_bytes(path: &std::path::Path) -> u64 {
+    let out = tool(
+        "fincore",
+        &[
+            "--bytes",
+            "--noheadings",
+            "--output",
+            "RES",
+            path.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "fincore failed: {out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("fincore said {text:?}"))
+}
+
+/// RDEL drops the mailbox's pages from the page cache as they are sent, before
+/// RCVD, so that the truncation at RCVD has no cached pages to free and takes the
+/// same time for any size; RETR, which keeps the mail, leaves them cached.
+#[test]
+fn rdel_uncaches_what_it_sent_before_rcvd_and_retr_does_not() {
+    require_tool("fincore", "util-linux");
+    let env = TestEnv::on_disk();
+    let data = bulk_mailbox(8 << 20);
+    let path = env.write_mailbox("fred", &data);
+    // Written back, as delivered mail is: dirty pages are never dropped.
+    fs::File::open(&path).unwrap().sync_all().unwrap();
+    fs::read(&path).unwrap();
+    let size = data.len() as u64;
+    assert!(
+        cached_bytes(&path) >= size,
+        "the mailbox should be cached after reading it"
+    );
+
+    let mut s = env.spawn();
+    s.login("fred", FRED_PASS);
+    s.cmd("RETR fred");
+    let n = s.expect_count();
+    s.cmd("RCEV");
+    assert_eq!(s.read_exact(n), crlf(&data));
+    s.cmd("RCVD");
+    s.expect_ok();
+    assert!(
+        cached_bytes(&path) >= size,
+        "RETR must leave the mailbox cached"
+    );
+
+    s.cmd("RDEL fred");
+    let n = s.expect_count();
+    s.cmd("RCEV");
+    assert_eq!(s.read_exact(n), crlf(&data));
+    wait_until(
+        DEFAULT_WAIT,
+        || cached_bytes(&path) == 0,
+        "RDEL to drop the sent mailbox from the page cache before RCVD",
+    );
+    assert_eq!(
+        env.read_mailbox("fred"),
+        data,
+        "nothing deleted before RCVD"
+    );
+    s.cmd("RCVD");
+    s.expect_ok();
+    s.cmd("QUIT");
+    s.expect_ok();
+    assert_eq!(s.wait_exit(DEFAULT_WAIT).code(), Some(0));
+    assert_eq!(env.read_mailbox("fred"), b"");
+}

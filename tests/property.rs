@@ -29,10 +29,11 @@ impl Backend for TestStore {
             Verdict::Denied
         }
     }
-    fn open(&mut self, user: &str, _mode: Mode) -> Result<Mbox, OpenError> {
+    fn open(&mut self, user: &str, mode: Mode) -> Result<Mbox, OpenError> {
         Mbox::open(
             &self.template.resolve(user).expect("safe name"),
             &self.locks,
+            mode,
         )
     }
 }

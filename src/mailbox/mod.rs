@@ -17,9 +17,9 @@ use std::path::{Path, PathBuf};
 pub use crlf::{Counter, Encoder};
 pub use template::Template;
 
-use crate::limits::MAILBOX_CHUNK;
+use crate::limits::{MAILBOX_CHUNK, UNCACHE_STEP};
 use crate::lock::{self, LockError, LockedFile};
-use crate::session::{DeleteError, Mailbox, OpenError, SendError};
+use crate::session::{DeleteError, Mailbox, Mode, OpenError, SendError};
 
 /// How often the mailbox may be found replaced after locking before giving up.
 const REPLACED_RETRIES: usize = 3;
@@ -36,6 +36,7 @@ pub struct Mbox {
     identity: (u64, u64),
     /// Modification and change times when it was locked.
     stamp: Stamp,
+    mode: Mode,
 }
 
 type Stamp = (i64, i64, i64, i64);
@@ -50,8 +51,8 @@ fn stamp(meta: &std::fs::Metadata) -> Stamp {
 }
 
 impl Mbox {
-    /// Open, lock and count the mailbox at `path`.
-    pub fn open(path: &Path, locks: &lock::Config) -> Result<Mbox, OpenError> {
+    /// Open, lock and count the mailbox at `path`, for a RETR or an RDEL.
+    pub fn open(path: &Path, locks: &lock::Config, mode: Mode) -> Result<Mbox, OpenError> {
         let failed = |what: &str, error: &dyn std::fmt::Display| {
             OpenError::Failed(format!("{}: {what}: {error}", path.display()))
         };
@@ -66,6 +67,7 @@ impl Mbox {
                         count: 0,
                         identity: (0, 0),
                         stamp: (0, 0, 0, 0),
+                        mode,
                     })
                 }
                 Err(error) => return Err(failed("cannot open", &error)),
@@ -97,6 +99,7 @@ impl Mbox {
                 count,
                 identity,
                 stamp: stamp(&meta),
+                mode,
             });
         }
         Err(OpenError::Failed(format!(
@@ -184,6 +187,26 @@ fn for_each_chunk(
     Ok(())
 }
 
+/// Drop the mailbox's cached pages in this range, once they have been written to
+/// the client and before RCVD deletes them. Truncating a file frees its cached
+/// pages one by one (about 70 ms per GiB on ext4), so freeing them here, while
+/// the client is still reading, leaves RCVD's truncation only the file system's
+/// own work. Advice only: dirty pages are written back, never discarded, and a
+/// failure costs only speed.
+fn forget_cached(file: &File, from: u64, len: u64) {
+    let (Ok(from), Ok(len)) = (i64::try_from(from), i64::try_from(len)) else {
+        return;
+    };
+    if len > 0 {
+        let _ = nix::fcntl::posix_fadvise(
+            file,
+            from,
+            len,
+            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+        );
+    }
+}
+
 fn count(file: &File, size: u64) -> io::Result<u64> {
     let mut counter = Counter::default();
     let mut buffer = vec![0u8; MAILBOX_CHUNK];
@@ -207,6 +230,8 @@ impl Mailbox for Mbox {
         let mut buffer = vec![0u8; MAILBOX_CHUNK];
         let mut wire = Vec::with_capacity(2 * MAILBOX_CHUNK + 2);
         let mut sent = 0u64;
+        let mut read_to = 0u64;
+        let mut uncached_to = 0u64;
         let mut client_error = None;
         let read = for_each_chunk(locked.file(), self.size, &mut buffer, |chunk| {
             encoder.encode(chunk, &mut wire);
@@ -219,8 +244,22 @@ impl Mailbox for Mbox {
                 return Err(io::Error::other("client"));
             }
             wire.clear();
+            read_to += chunk.len() as u64;
+            if self.mode == Mode::Rdel {
+                // Whole steps only: a folio partly outside the range stays cached.
+                let sent_steps = read_to - read_to % UNCACHE_STEP;
+                if sent_steps > uncached_to {
+                    forget_cached(locked.file(), uncached_to, sent_steps - uncached_to);
+                    uncached_to = sent_steps;
+                }
+            }
             Ok(())
         });
+        if self.mode == Mode::Rdel {
+            // The last part step, and any page that was busy when its step was
+            // advised.
+            forget_cached(locked.file(), 0, read_to);
+        }
         if let Some(error) = client_error {
             return Err(SendError::Client(error));
         }

@@ -276,9 +276,19 @@ impl Default for TestEnv {
 impl TestEnv {
     /// A fresh environment with user `fred`, password `secret` (yescrypt).
     pub fn new() -> TestEnv {
+        TestEnv::new_in(&std::env::temp_dir())
+    }
+
+    /// Like [`TestEnv::new`], under /var/tmp: on disk where /tmp may be a tmpfs,
+    /// whose pages never leave the page cache.
+    pub fn on_disk() -> TestEnv {
+        TestEnv::new_in(Path::new("/var/tmp"))
+    }
+
+    fn new_in(dir: &Path) -> TestEnv {
         let tmp = tempfile::Builder::new()
             .prefix("pop1d-test-")
-            .tempdir()
+            .tempdir_in(dir)
             .expect("create temp dir");
         let root = tmp.path().to_path_buf();
         fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
