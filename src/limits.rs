@@ -64,6 +64,11 @@ pub const PIPE_BUFFER: i32 = 1 << 20;
 /// on one CPU: 32 KiB 0.61 s, 128 KiB 0.51 s, 256 KiB 0.49 s, 512 KiB 0.49 s.
 pub const MAILBOX_CHUNK: usize = 256 * 1024;
 
+/// Encoded chunks in flight between the thread that reads and encodes a mailbox
+/// and the one that writes it to the client: one being written, one being
+/// filled, one ready, so that neither thread waits on a short stall of the other.
+pub const SEND_BUFFERS: usize = 3;
+
 /// RDEL drops sent mailbox pages from the page cache in ranges of this size,
 /// aligned to it: the largest page cache folio on x86-64 and arm64 with 4 KiB
 /// pages (one PMD), so that each range holds whole folios, which alone can be

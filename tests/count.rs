@@ -357,3 +357,46 @@ fn count_is_kept_even_if_the_file_is_rewritten_in_place() {
         assert_eq!(s.wait_exit(DEFAULT_WAIT).code(), Some(1));
     }
 }
+
+/// pop1d reads and encodes in one thread while it writes in another when it may
+/// run on more than one CPU; pinned to one (taskset, as on a one-CPU host) it
+/// does both in one thread. The client gets the same bytes either way.
+#[test]
+fn one_thread_on_one_cpu_two_on_more_and_the_same_bytes() {
+    require_tool("taskset", "util-linux");
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let data = bulk_mailbox(16 << 20);
+    let threads_of = |pid: u32| {
+        std::fs::read_dir(format!("/proc/{pid}/task"))
+            .unwrap()
+            .count()
+    };
+    for (wrapper, more_threads) in [
+        (&["taskset", "-c", "0"][..], 0),
+        (&[][..], if cpus > 1 { 1 } else { 0 }),
+    ] {
+        let env = TestEnv::new();
+        env.write_mailbox("fred", &data);
+        let mut s = Session::spawn(env.command_via(wrapper));
+        s.login("fred", FRED_PASS);
+        s.cmd("RETR fred");
+        let count = s.expect_count();
+        // The dot-lock's refresher is one thread already.
+        let before = threads_of(s.pid);
+        s.cmd("RCEV");
+        // pop1d is now mid-transfer, blocked on the full pipe.
+        let mut got = s.read_exact(1 << 20);
+        assert_eq!(
+            threads_of(s.pid),
+            before + more_threads,
+            "threads while sending, run as {wrapper:?} with {cpus} CPUs"
+        );
+        got.extend(s.read_exact(count - got.len()));
+        assert!(got == crlf(&data), "data differs, run as {wrapper:?}");
+        s.cmd("RCVD");
+        s.expect_ok();
+        s.cmd("QUIT");
+        s.expect_ok();
+        assert_eq!(s.wait_exit(DEFAULT_WAIT).code(), Some(0));
+    }
+}

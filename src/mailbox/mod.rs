@@ -7,6 +7,7 @@
 
 mod crlf;
 mod delete;
+mod send;
 mod template;
 
 use std::fs::{File, OpenOptions};
@@ -17,7 +18,7 @@ use std::path::{Path, PathBuf};
 pub use crlf::{Counter, Encoder};
 pub use template::Template;
 
-use crate::limits::{MAILBOX_CHUNK, UNCACHE_STEP};
+use crate::limits::MAILBOX_CHUNK;
 use crate::lock::{self, LockError, LockedFile};
 use crate::session::{DeleteError, Mailbox, Mode, OpenError, SendError};
 
@@ -187,6 +188,12 @@ fn for_each_chunk(
     Ok(())
 }
 
+/// Whether this process may run on more than one CPU (its affinity mask and its
+/// cgroup's CPU quota), so that reading and writing in two threads can overlap.
+fn more_than_one_cpu() -> bool {
+    std::thread::available_parallelism().is_ok_and(|cpus| cpus.get() > 1)
+}
+
 /// Drop the mailbox's cached pages in this range, once they have been written to
 /// the client and before RCVD deletes them. Truncating a file frees its cached
 /// pages one by one (about 70 ms per GiB on ext4), so freeing them here, while
@@ -226,54 +233,20 @@ impl Mailbox for Mbox {
         let Some(locked) = &self.locked else {
             return Ok(());
         };
-        let mut encoder = Encoder::default();
-        let mut buffer = vec![0u8; MAILBOX_CHUNK];
-        let mut wire = Vec::with_capacity(2 * MAILBOX_CHUNK + 2);
-        let mut sent = 0u64;
-        let mut read_to = 0u64;
-        let mut uncached_to = 0u64;
-        let mut client_error = None;
-        let read = for_each_chunk(locked.file(), self.size, &mut buffer, |chunk| {
-            encoder.encode(chunk, &mut wire);
-            sent += wire.len() as u64;
-            if sent > self.count {
-                return Err(io::Error::other("mailbox changed while it was sent"));
-            }
-            if let Err(error) = out.write_all(&wire) {
-                client_error = Some(error);
-                return Err(io::Error::other("client"));
-            }
-            wire.clear();
-            read_to += chunk.len() as u64;
-            if self.mode == Mode::Rdel {
-                // Whole steps only: a folio partly outside the range stays cached.
-                let sent_steps = read_to - read_to % UNCACHE_STEP;
-                if sent_steps > uncached_to {
-                    forget_cached(locked.file(), uncached_to, sent_steps - uncached_to);
-                    uncached_to = sent_steps;
-                }
-            }
-            Ok(())
-        });
-        if self.mode == Mode::Rdel {
-            // The last part step, and any page that was busy when its step was
-            // advised.
-            forget_cached(locked.file(), 0, read_to);
-        }
-        if let Some(error) = client_error {
-            return Err(SendError::Client(error));
-        }
-        let mailbox_error = |error: &dyn std::fmt::Display| {
-            SendError::Mailbox(format!("{}: {error}", self.path.display()))
+        let transfer = send::Transfer {
+            file: locked.file(),
+            size: self.size,
+            count: self.count,
+            uncache: self.mode == Mode::Rdel,
         };
-        read.map_err(|e| mailbox_error(&e))?;
-        encoder.finish(&mut wire);
-        if sent + wire.len() as u64 != self.count {
-            return Err(mailbox_error(&"mailbox changed while it was sent"));
-        }
-        out.write_all(&wire)
-            .and_then(|()| out.flush())
-            .map_err(SendError::Client)
+        transfer
+            .run(out, more_than_one_cpu())
+            .map_err(|error| match error {
+                SendError::Mailbox(why) => {
+                    SendError::Mailbox(format!("{}: {why}", self.path.display()))
+                }
+                client => client,
+            })
     }
 
     fn delete_sent(self) -> Result<u64, DeleteError> {

@@ -408,10 +408,23 @@ impl TestEnv {
 
     /// The command that runs pop1d in this environment.
     pub fn command(&self) -> Command {
+        self.command_via(&[])
+    }
+
+    /// The command that runs pop1d in this environment through `wrapper` (a
+    /// program and its arguments, such as `taskset -c 0`).
+    pub fn command_via(&self, wrapper: &[&str]) -> Command {
         if self.use_passwd_file {
             self.write_passwd();
         }
-        let mut cmd = Command::new(POP1D);
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(args).arg(POP1D);
+                cmd
+            }
+            None => Command::new(POP1D),
+        };
         cmd.args(self.full_args());
         cmd.env_remove("REMOTE_ADDR");
         for (k, v) in &self.envs {

@@ -1,0 +1,391 @@
+//! Sending the counted bytes of a locked mailbox to the client. Reading and
+//! encoding a chunk, and writing it, are two halves: with more than one CPU they
+//! run in two threads, so the next chunk is read while the last one is written;
+//! with one CPU they alternate in the caller's thread, where a second thread would
+//! only add hand-offs.
+//!
+//! Only the caller's thread touches the client; the reading half only reads the
+//! file. It must never let more than the counted octets out, nor anything that
+//! follows a read error, and it keeps memory flat: at most [`SEND_BUFFERS`]
+//! encoded chunks, recycled, whatever the mailbox's size.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+
+use super::{for_each_chunk, forget_cached, Encoder};
+use crate::limits::{MAILBOX_CHUNK, SEND_BUFFERS, UNCACHE_STEP};
+use crate::session::SendError;
+
+/// What the reading half hands to the writing half.
+enum Piece {
+    /// Encoded bytes, and how far into the file they reach.
+    Data { wire: Vec<u8>, read_to: u64 },
+    /// The last bytes (CR LF when the last line had no LF; maybe nothing).
+    End { wire: Vec<u8> },
+    /// Reading failed; nothing more comes.
+    Failed(io::Error),
+}
+
+/// One sending of a mailbox.
+pub struct Transfer<'a> {
+    pub file: &'a File,
+    /// The bytes of the file to send: its size when it was counted.
+    pub size: u64,
+    /// The octets promised to the client.
+    pub count: u64,
+    /// Drop sent pages from the page cache (RDEL: they are deleted at RCVD).
+    pub uncache: bool,
+}
+
+impl Transfer<'_> {
+    /// Send the data, in two threads when `two_threads`. A `SendError::Mailbox`
+    /// text names no path.
+    pub fn run(&self, out: &mut dyn Write, two_threads: bool) -> Result<(), SendError> {
+        let mut writer = Writer {
+            transfer: self,
+            out,
+            sent: 0,
+            uncached_to: 0,
+        };
+        if !two_threads {
+            let mut inline = Inline {
+                writer,
+                spare: Some(new_buffer()),
+                outcome: None,
+            };
+            self.read_and_encode(&mut inline);
+            return inline.outcome.unwrap_or_else(|| Err(stopped()));
+        }
+        let (full_tx, full_rx) = sync_channel(SEND_BUFFERS);
+        let (empty_tx, empty_rx) = sync_channel(SEND_BUFFERS);
+        for _ in 0..SEND_BUFFERS {
+            let _ = empty_tx.send(new_buffer());
+        }
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                self.read_and_encode(&mut Channels {
+                    empty: empty_rx,
+                    full: full_tx,
+                })
+            });
+            writer.write_from(full_rx, empty_tx)
+        })
+    }
+
+    /// The reading half: read and encode chunk after chunk until the end, an
+    /// error, or the writing half stops taking pieces.
+    fn read_and_encode(&self, to: &mut impl Pieces) {
+        let mut encoder = Encoder::default();
+        let mut buffer = vec![0u8; MAILBOX_CHUNK];
+        let mut read_to = 0u64;
+        let writer_gone = || io::Error::other("the writer stopped");
+        let read = for_each_chunk(self.file, self.size, &mut buffer, |chunk| {
+            let mut wire = to.empty_buffer().ok_or_else(writer_gone)?;
+            wire.clear();
+            encoder.encode(chunk, &mut wire);
+            read_to += chunk.len() as u64;
+            to.put(Piece::Data { wire, read_to })
+                .then_some(())
+                .ok_or_else(writer_gone)
+        });
+        let last = match read {
+            Ok(()) => {
+                let Some(mut wire) = to.empty_buffer() else {
+                    return;
+                };
+                wire.clear();
+                encoder.finish(&mut wire);
+                Piece::End { wire }
+            }
+            Err(error) => Piece::Failed(error),
+        };
+        to.put(last);
+    }
+}
+
+fn new_buffer() -> Vec<u8> {
+    Vec::with_capacity(2 * MAILBOX_CHUNK + 2)
+}
+
+fn stopped() -> SendError {
+    SendError::Mailbox("reading stopped".into())
+}
+
+/// Where the reading half takes empty buffers from and puts pieces.
+trait Pieces {
+    /// `None`: stop.
+    fn empty_buffer(&mut self) -> Option<Vec<u8>>;
+    /// `false`: stop.
+    fn put(&mut self, piece: Piece) -> bool;
+}
+
+/// The writing half: checks the count and writes to the client.
+struct Writer<'t, 'o> {
+    transfer: &'t Transfer<'t>,
+    out: &'o mut dyn Write,
+    sent: u64,
+    uncached_to: u64,
+}
+
+impl Writer<'_, '_> {
+    /// Write pieces from the reading thread until the end or an error. Returning
+    /// drops both channel ends, which stops that thread at its next step if it is
+    /// still going, before the scope waits for it.
+    fn write_from(
+        &mut self,
+        full: Receiver<Piece>,
+        empty: SyncSender<Vec<u8>>,
+    ) -> Result<(), SendError> {
+        loop {
+            let piece = full.recv().map_err(|_| stopped())?;
+            match self.write(piece)? {
+                Some(wire) => {
+                    let _ = empty.send(wire);
+                }
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Write one piece. `Some(buffer)` to fill again; `None` after the end.
+    fn write(&mut self, piece: Piece) -> Result<Option<Vec<u8>>, SendError> {
+        let transfer = self.transfer;
+        let (wire, read_to) = match piece {
+            Piece::Data { wire, read_to } => (wire, Some(read_to)),
+            Piece::End { wire } => (wire, None),
+            Piece::Failed(error) => return Err(SendError::Mailbox(error.to_string())),
+        };
+        self.sent += wire.len() as u64;
+        if self.sent > transfer.count || (read_to.is_none() && self.sent != transfer.count) {
+            return Err(SendError::Mailbox(
+                "mailbox changed while it was sent".into(),
+            ));
+        }
+        self.out.write_all(&wire).map_err(SendError::Client)?;
+        let Some(read_to) = read_to else {
+            if transfer.uncache {
+                // The last part step, and any page that was busy when its step
+                // was advised.
+                forget_cached(transfer.file, 0, transfer.size);
+            }
+            self.out.flush().map_err(SendError::Client)?;
+            return Ok(None);
+        };
+        if transfer.uncache {
+            // Whole steps only: a folio partly outside the range stays cached.
+            let sent_steps = read_to - read_to % UNCACHE_STEP;
+            if sent_steps > self.uncached_to {
+                forget_cached(
+                    transfer.file,
+                    self.uncached_to,
+                    sent_steps - self.uncached_to,
+                );
+                self.uncached_to = sent_steps;
+            }
+        }
+        Ok(Some(wire))
+    }
+}
+
+/// One thread: each piece is written as soon as it is made.
+struct Inline<'t, 'o> {
+    writer: Writer<'t, 'o>,
+    spare: Option<Vec<u8>>,
+    outcome: Option<Result<(), SendError>>,
+}
+
+impl Pieces for Inline<'_, '_> {
+    fn empty_buffer(&mut self) -> Option<Vec<u8>> {
+        self.spare.take()
+    }
+
+    fn put(&mut self, piece: Piece) -> bool {
+        if self.outcome.is_some() {
+            // Already ended; keep the first outcome (a client error, say).
+            return false;
+        }
+        match self.writer.write(piece) {
+            Ok(Some(wire)) => {
+                self.spare = Some(wire);
+                true
+            }
+            Ok(None) => {
+                self.outcome = Some(Ok(()));
+                false
+            }
+            Err(error) => {
+                self.outcome = Some(Err(error));
+                false
+            }
+        }
+    }
+}
+
+/// Two threads: pieces go to the writing thread, buffers come back.
+struct Channels {
+    empty: Receiver<Vec<u8>>,
+    full: SyncSender<Piece>,
+}
+
+impl Pieces for Channels {
+    fn empty_buffer(&mut self) -> Option<Vec<u8>> {
+        self.empty.recv().ok()
+    }
+
+    fn put(&mut self, piece: Piece) -> bool {
+        self.full.send(piece).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mailbox::Counter;
+
+    /// The wire form, byte by byte, independently of the encoder.
+    fn reference(data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut prev = None;
+        for &b in data {
+            if b == b'\n' && prev != Some(b'\r') {
+                out.push(b'\r');
+            }
+            out.push(b);
+            prev = Some(b);
+        }
+        if prev.is_some_and(|b| b != b'\n') {
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    }
+
+    fn file_with(data: &[u8]) -> File {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(data).unwrap();
+        file
+    }
+
+    fn count(data: &[u8]) -> u64 {
+        let mut counter = Counter::default();
+        counter.feed(data);
+        counter.total()
+    }
+
+    fn send(
+        file: &File,
+        size: u64,
+        count: u64,
+        two_threads: bool,
+    ) -> (Vec<u8>, Result<(), SendError>) {
+        let transfer = Transfer {
+            file,
+            size,
+            count,
+            uncache: true,
+        };
+        let mut out = Vec::new();
+        let result = transfer.run(&mut out, two_threads);
+        (out, result)
+    }
+
+    fn chunk_boundary_cases() -> Vec<Vec<u8>> {
+        let line = |len: usize| {
+            let mut l = vec![b'x'; len];
+            l.push(b'\n');
+            l
+        };
+        let mut cr_across = vec![b'a'; MAILBOX_CHUNK - 1];
+        cr_across.extend_from_slice(b"\r\nnext\n");
+        let mut lf_first = vec![b'a'; MAILBOX_CHUNK];
+        lf_first.extend_from_slice(b"\nnext");
+        let exact: Vec<u8> =
+            line(99).repeat(3 * MAILBOX_CHUNK / 100 + 1)[..3 * MAILBOX_CHUNK].to_vec();
+        vec![
+            Vec::new(),
+            b"a".to_vec(),
+            b"a\r".to_vec(),
+            b"From a\n\nbody\r\n".to_vec(),
+            cr_across,
+            lf_first,
+            line(3 * MAILBOX_CHUNK + 7),
+            exact,
+        ]
+    }
+
+    #[test]
+    fn both_ways_send_exactly_the_wire_form() {
+        for data in chunk_boundary_cases() {
+            let file = file_with(&data);
+            for two_threads in [false, true] {
+                let (out, result) = send(&file, data.len() as u64, count(&data), two_threads);
+                assert!(result.is_ok(), "{result:?}");
+                assert!(
+                    out == reference(&data),
+                    "{} bytes, two threads {two_threads}",
+                    data.len()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_file_shorter_than_counted_is_a_mailbox_error() {
+        let data = b"line\n".repeat(200_000);
+        let file = file_with(&data[..MAILBOX_CHUNK + 10]);
+        for two_threads in [false, true] {
+            let (out, result) = send(&file, data.len() as u64, count(&data), two_threads);
+            assert!(matches!(result, Err(SendError::Mailbox(_))), "{result:?}");
+            assert!(out.len() < reference(&data).len());
+        }
+    }
+
+    #[test]
+    fn never_more_than_the_count_leaves() {
+        // Bare LFs where the count saw CR LF: a writer rewrote it in place.
+        let counted = b"x\r\n".repeat(200_000);
+        let now = b"xx\n".repeat(200_000);
+        let file = file_with(&now);
+        for two_threads in [false, true] {
+            let promised = count(&counted);
+            let (out, result) = send(&file, now.len() as u64, promised, two_threads);
+            assert!(matches!(result, Err(SendError::Mailbox(_))), "{result:?}");
+            assert!(out.len() as u64 <= promised);
+        }
+    }
+
+    /// A client that goes away after `left` octets.
+    struct Leaving {
+        left: usize,
+    }
+
+    impl Write for Leaving {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.left == 0 {
+                return Err(io::ErrorKind::BrokenPipe.into());
+            }
+            let n = buf.len().min(self.left);
+            self.left -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_client_error_ends_the_sending_and_is_reported_as_such() {
+        let data = b"a line of mail\n".repeat(400_000);
+        let file = file_with(&data);
+        for two_threads in [false, true] {
+            let transfer = Transfer {
+                file: &file,
+                size: data.len() as u64,
+                count: count(&data),
+                uncache: false,
+            };
+            let result = transfer.run(&mut Leaving { left: 1 << 20 }, two_threads);
+            assert!(matches!(result, Err(SendError::Client(_))), "{result:?}");
+        }
+    }
+}
