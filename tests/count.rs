@@ -218,6 +218,24 @@ fn bare_lf_and_bare_cr_at_buffer_boundaries() {
     }
 }
 
+/// A mailbox of 8 MiB or more is counted in two halves at once when pop1d may use
+/// two CPUs; line ends across the middle must count as they do anywhere else.
+#[test]
+fn line_ends_across_the_middle_of_a_large_mailbox() {
+    let size = 8 << 20;
+    let half = size / 2;
+    for (what, at, bytes) in [
+        ("CR | LF", half - 1, &b"\r\n"[..]),
+        ("bare LF first in the second half", half, b"\n"),
+        ("lone CR last in the first half", half - 1, b"\rq"),
+        ("CR CR | LF", half - 2, b"\r\r\n"),
+    ] {
+        let mut d = filler(size);
+        d[at..at + bytes.len()].copy_from_slice(bytes);
+        check_mailbox(what, &d);
+    }
+}
+
 #[test]
 fn sizes_that_are_exact_multiples_of_the_buffer() {
     let chunk = pop1d::limits::MAILBOX_CHUNK;

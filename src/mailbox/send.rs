@@ -80,7 +80,7 @@ impl Transfer<'_> {
         let mut buffer = vec![0u8; MAILBOX_CHUNK];
         let mut read_to = 0u64;
         let writer_gone = || io::Error::other("the writer stopped");
-        let read = for_each_chunk(self.file, self.size, &mut buffer, |chunk| {
+        let read = for_each_chunk(self.file, 0..self.size, &mut buffer, |chunk| {
             let mut wire = to.empty_buffer().ok_or_else(writer_gone)?;
             wire.clear();
             encoder.encode(chunk, &mut wire);
