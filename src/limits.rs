@@ -65,8 +65,9 @@ pub const PIPE_BUFFER: i32 = 1 << 20;
 pub const MAILBOX_CHUNK: usize = 256 * 1024;
 
 /// From this size up, with more than one CPU, a mailbox's two halves are counted
-/// in two threads at once (1 GiB: 0.10 s in one, 0.06 s in two, on the build
-/// machine); below it a thread costs more than it saves.
+/// in two threads at once (RDEL -> #count of 1 GiB in `contrib/bench/run` on the
+/// build machine: 82 ms in one thread, 46 ms in two); below it a thread costs
+/// more than it saves.
 pub const COUNT_IN_TWO_FROM: u64 = 8 << 20;
 
 /// Encoded chunks in flight between the thread that reads and encodes a mailbox

@@ -92,7 +92,9 @@ impl Mbox {
                 continue;
             }
             let size = meta.len();
-            let count = count(locked.file(), size).map_err(|e| failed("cannot read", &e))?;
+            let two_threads = size >= COUNT_IN_TWO_FROM && more_than_one_cpu();
+            let count =
+                count(locked.file(), size, two_threads).map_err(|e| failed("cannot read", &e))?;
             return Ok(Mbox {
                 path: path.into(),
                 locked: Some(locked),
@@ -165,31 +167,28 @@ fn names_file(path: &Path, identity: (u64, u64)) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|meta| (meta.dev(), meta.ino()) == identity)
 }
 
-/// Read bytes `range` of `file` in chunks; `each` sees them in order.
-fn for_each_chunk(
+/// Read the next bytes of `range` (not empty) of `file`: as many as fit `buffer`.
+fn read_chunk<'b>(
     file: &File,
     range: std::ops::Range<u64>,
-    buffer: &mut [u8],
-    mut each: impl FnMut(&[u8]) -> io::Result<()>,
-) -> io::Result<()> {
-    let mut offset = range.start;
-    while offset < range.end {
-        let want = buffer.len().min((range.end - offset) as usize);
-        let got = file.read_at(&mut buffer[..want], offset)?;
-        if got == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "mailbox shrank",
-            ));
-        }
-        each(&buffer[..got])?;
-        offset += got as u64;
+    buffer: &'b mut [u8],
+) -> io::Result<&'b [u8]> {
+    let want = buffer
+        .len()
+        .min(usize::try_from(range.end - range.start).unwrap_or(usize::MAX));
+    let got = file.read_at(&mut buffer[..want], range.start)?;
+    if got == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "mailbox shrank",
+        ));
     }
-    Ok(())
+    Ok(&buffer[..got])
 }
 
 /// Whether this process may run on more than one CPU (its affinity mask and its
-/// cgroup's CPU quota), so that reading and writing in two threads can overlap.
+/// cgroup's CPU quota), so that work split between two threads can overlap; on
+/// one CPU a second thread only adds hand-offs.
 fn more_than_one_cpu() -> bool {
     std::thread::available_parallelism().is_ok_and(|cpus| cpus.get() > 1)
 }
@@ -214,22 +213,33 @@ fn forget_cached(file: &File, from: u64, len: u64) {
     }
 }
 
-fn count(file: &File, size: u64) -> io::Result<u64> {
-    if size < COUNT_IN_TWO_FROM || !more_than_one_cpu() {
+/// The octets on the wire for the first `size` bytes of `file`; with
+/// `two_threads`, the two halves are counted at once.
+fn count(file: &File, size: u64, two_threads: bool) -> io::Result<u64> {
+    if !two_threads || size < 2 {
         return Ok(count_range(file, 0..size, Counter::default())?.total());
     }
-    // Both halves at once: the copy out of the page cache, most of the counting
-    // pass's time, then runs on two CPUs.
+    // The copy out of the page cache, most of the counting pass's time, then
+    // runs on two CPUs.
     let half = size / 2;
     let mut before_half = [0u8];
     file.read_exact_at(&mut before_half, half - 1)?;
+    let second_half = || count_range(file, half..size, Counter::after(before_half[0]));
     let (first, second) = std::thread::scope(|scope| {
-        let second = scope.spawn(|| count_range(file, half..size, Counter::after(before_half[0])));
+        let second = std::thread::Builder::new()
+            .name("pop1d-count".into())
+            .spawn_scoped(scope, second_half);
         let first = count_range(file, 0..half, Counter::default());
-        (first, second.join())
+        let second = match second {
+            Ok(thread) => thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            // No thread could be started (a process limit): count it here.
+            Err(_) => second_half(),
+        };
+        (first, second)
     });
-    let second = second.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
-    Ok(first?.followed_by(second).total())
+    Ok(first?.followed_by(second?).total())
 }
 
 fn count_range(
@@ -238,10 +248,12 @@ fn count_range(
     mut counter: Counter,
 ) -> io::Result<Counter> {
     let mut buffer = vec![0u8; MAILBOX_CHUNK];
-    for_each_chunk(file, range, &mut buffer, |chunk| {
+    let mut offset = range.start;
+    while offset < range.end {
+        let chunk = read_chunk(file, offset..range.end, &mut buffer)?;
         counter.feed(chunk);
-        Ok(())
-    })?;
+        offset += chunk.len() as u64;
+    }
     Ok(counter)
 }
 
@@ -295,5 +307,42 @@ impl Mailbox for Mbox {
             ));
         }
         delete::delete_prefix(locked.file(), self.size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_or_two_threads_count_the_same_across_the_middle() {
+        for size in [2usize, 3, 8, 1 << 20, (1 << 20) + 1] {
+            let half = size / 2;
+            let cases: [(usize, &[u8]); 5] = [
+                (half - 1, b"\r\n"),
+                (half, b"\n"),
+                (half - 1, b"\r"),
+                (half.saturating_sub(2), b"\r\r\n"),
+                (0, b""),
+            ];
+            for (at, bytes) in cases {
+                let mut data: Vec<u8> = (0..size)
+                    .map(|i| if i % 61 == 60 { b'\n' } else { b'a' })
+                    .collect();
+                let end = (at + bytes.len()).min(size);
+                data[at..end].copy_from_slice(&bytes[..end - at]);
+                let mut file = tempfile::tempfile().unwrap();
+                file.write_all(&data).unwrap();
+                let mut whole = Counter::default();
+                whole.feed(&data);
+                for two_threads in [false, true] {
+                    assert_eq!(
+                        count(&file, size as u64, two_threads).unwrap(),
+                        whole.total(),
+                        "{size} bytes, {bytes:?} at {at}, two threads {two_threads}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -1,8 +1,8 @@
 //! Sending the counted bytes of a locked mailbox to the client. Reading and
 //! encoding a chunk, and writing it, are two halves: with more than one CPU they
 //! run in two threads, so the next chunk is read while the last one is written;
-//! with one CPU they alternate in the caller's thread, where a second thread would
-//! only add hand-offs.
+//! with one CPU, or when no thread can be started, they alternate in the caller's
+//! thread.
 //!
 //! Only the caller's thread touches the client; the reading half only reads the
 //! file. It must never let more than the counted octets out, nor anything that
@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
-use super::{for_each_chunk, forget_cached, Encoder};
+use super::{forget_cached, read_chunk, Encoder};
 use crate::limits::{MAILBOX_CHUNK, SEND_BUFFERS, UNCACHE_STEP};
 use crate::session::SendError;
 
@@ -48,59 +48,46 @@ impl Transfer<'_> {
             sent: 0,
             uncached_to: 0,
         };
-        if !two_threads {
-            let mut inline = Inline {
-                writer,
-                spare: Some(new_buffer()),
-                outcome: None,
-            };
-            self.read_and_encode(&mut inline);
-            return inline.outcome.unwrap_or_else(|| Err(stopped()));
+        if two_threads {
+            if let Some(sent) = self.run_in_two_threads(&mut writer) {
+                return sent;
+            }
+            // No thread could be started (a process limit): one will do.
         }
-        let (full_tx, full_rx) = sync_channel(SEND_BUFFERS);
-        let (empty_tx, empty_rx) = sync_channel(SEND_BUFFERS);
-        for _ in 0..SEND_BUFFERS {
-            let _ = empty_tx.send(new_buffer());
+        let mut reader = Reader::new(self);
+        let mut wire = new_buffer();
+        loop {
+            match writer.write(reader.next(wire))? {
+                Some(empty) => wire = empty,
+                None => return Ok(()),
+            }
         }
-        std::thread::scope(|scope| {
-            scope.spawn(|| {
-                self.read_and_encode(&mut Channels {
-                    empty: empty_rx,
-                    full: full_tx,
-                })
-            });
-            writer.write_from(full_rx, empty_tx)
-        })
     }
 
-    /// The reading half: read and encode chunk after chunk until the end, an
-    /// error, or the writing half stops taking pieces.
-    fn read_and_encode(&self, to: &mut impl Pieces) {
-        let mut encoder = Encoder::default();
-        let mut buffer = vec![0u8; MAILBOX_CHUNK];
-        let mut read_to = 0u64;
-        let writer_gone = || io::Error::other("the writer stopped");
-        let read = for_each_chunk(self.file, 0..self.size, &mut buffer, |chunk| {
-            let mut wire = to.empty_buffer().ok_or_else(writer_gone)?;
-            wire.clear();
-            encoder.encode(chunk, &mut wire);
-            read_to += chunk.len() as u64;
-            to.put(Piece::Data { wire, read_to })
-                .then_some(())
-                .ok_or_else(writer_gone)
-        });
-        let last = match read {
-            Ok(()) => {
-                let Some(mut wire) = to.empty_buffer() else {
-                    return;
-                };
-                wire.clear();
-                encoder.finish(&mut wire);
-                Piece::End { wire }
+    /// `None` when the reading thread cannot be started; nothing was sent then.
+    fn run_in_two_threads(&self, writer: &mut Writer) -> Option<Result<(), SendError>> {
+        let (full_tx, full_rx) = sync_channel(SEND_BUFFERS);
+        let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(SEND_BUFFERS);
+        std::thread::scope(|scope| {
+            let mut reader = Reader::new(self);
+            std::thread::Builder::new()
+                .name("pop1d-read".into())
+                .spawn_scoped(scope, move || {
+                    // Ends at the last piece, or when the writer has gone.
+                    while let Ok(wire) = empty_rx.recv() {
+                        let piece = reader.next(wire);
+                        let last = !matches!(piece, Piece::Data { .. });
+                        if full_tx.send(piece).is_err() || last {
+                            break;
+                        }
+                    }
+                })
+                .ok()?;
+            for _ in 0..SEND_BUFFERS {
+                let _ = empty_tx.send(new_buffer());
             }
-            Err(error) => Piece::Failed(error),
-        };
-        to.put(last);
+            Some(writer.write_from(full_rx, empty_tx))
+        })
     }
 }
 
@@ -108,16 +95,44 @@ fn new_buffer() -> Vec<u8> {
     Vec::with_capacity(2 * MAILBOX_CHUNK + 2)
 }
 
-fn stopped() -> SendError {
-    SendError::Mailbox("reading stopped".into())
+/// The reading half: reads and encodes the next chunk.
+struct Reader<'t> {
+    transfer: &'t Transfer<'t>,
+    encoder: Encoder,
+    read_to: u64,
+    buffer: Vec<u8>,
 }
 
-/// Where the reading half takes empty buffers from and puts pieces.
-trait Pieces {
-    /// `None`: stop.
-    fn empty_buffer(&mut self) -> Option<Vec<u8>>;
-    /// `false`: stop.
-    fn put(&mut self, piece: Piece) -> bool;
+impl<'t> Reader<'t> {
+    fn new(transfer: &'t Transfer<'t>) -> Reader<'t> {
+        Reader {
+            transfer,
+            encoder: Encoder::default(),
+            read_to: 0,
+            buffer: vec![0u8; MAILBOX_CHUNK],
+        }
+    }
+
+    /// The next piece, encoded into `wire`.
+    fn next(&mut self, mut wire: Vec<u8>) -> Piece {
+        wire.clear();
+        let end = self.transfer.size;
+        if self.read_to == end {
+            self.encoder.finish(&mut wire);
+            return Piece::End { wire };
+        }
+        match read_chunk(self.transfer.file, self.read_to..end, &mut self.buffer) {
+            Ok(chunk) => {
+                self.encoder.encode(chunk, &mut wire);
+                self.read_to += chunk.len() as u64;
+                Piece::Data {
+                    wire,
+                    read_to: self.read_to,
+                }
+            }
+            Err(error) => Piece::Failed(error),
+        }
+    }
 }
 
 /// The writing half: checks the count and writes to the client.
@@ -138,7 +153,9 @@ impl Writer<'_, '_> {
         empty: SyncSender<Vec<u8>>,
     ) -> Result<(), SendError> {
         loop {
-            let piece = full.recv().map_err(|_| stopped())?;
+            let piece = full
+                .recv()
+                .map_err(|_| SendError::Mailbox("the reading thread stopped".into()))?;
             match self.write(piece)? {
                 Some(wire) => {
                     let _ = empty.send(wire);
@@ -185,56 +202,6 @@ impl Writer<'_, '_> {
             }
         }
         Ok(Some(wire))
-    }
-}
-
-/// One thread: each piece is written as soon as it is made.
-struct Inline<'t, 'o> {
-    writer: Writer<'t, 'o>,
-    spare: Option<Vec<u8>>,
-    outcome: Option<Result<(), SendError>>,
-}
-
-impl Pieces for Inline<'_, '_> {
-    fn empty_buffer(&mut self) -> Option<Vec<u8>> {
-        self.spare.take()
-    }
-
-    fn put(&mut self, piece: Piece) -> bool {
-        if self.outcome.is_some() {
-            // Already ended; keep the first outcome (a client error, say).
-            return false;
-        }
-        match self.writer.write(piece) {
-            Ok(Some(wire)) => {
-                self.spare = Some(wire);
-                true
-            }
-            Ok(None) => {
-                self.outcome = Some(Ok(()));
-                false
-            }
-            Err(error) => {
-                self.outcome = Some(Err(error));
-                false
-            }
-        }
-    }
-}
-
-/// Two threads: pieces go to the writing thread, buffers come back.
-struct Channels {
-    empty: Receiver<Vec<u8>>,
-    full: SyncSender<Piece>,
-}
-
-impl Pieces for Channels {
-    fn empty_buffer(&mut self) -> Option<Vec<u8>> {
-        self.empty.recv().ok()
-    }
-
-    fn put(&mut self, piece: Piece) -> bool {
-        self.full.send(piece).is_ok()
     }
 }
 
