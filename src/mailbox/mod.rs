@@ -193,26 +193,6 @@ fn more_than_one_cpu() -> bool {
     std::thread::available_parallelism().is_ok_and(|cpus| cpus.get() > 1)
 }
 
-/// Drop the mailbox's cached pages in this range, once they have been written to
-/// the client and before RCVD deletes them. Truncating a file frees its cached
-/// pages one by one (about 70 ms per GiB on ext4), so freeing them here, while
-/// the client is still reading, leaves RCVD's truncation only the file system's
-/// own work. Advice only: dirty pages are written back, never discarded, and a
-/// failure costs only speed.
-fn forget_cached(file: &File, from: u64, len: u64) {
-    let (Ok(from), Ok(len)) = (i64::try_from(from), i64::try_from(len)) else {
-        return;
-    };
-    if len > 0 {
-        let _ = nix::fcntl::posix_fadvise(
-            file,
-            from,
-            len,
-            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
-        );
-    }
-}
-
 /// The octets on the wire for the first `size` bytes of `file`; with
 /// `two_threads`, the two halves are counted at once.
 fn count(file: &File, size: u64, two_threads: bool) -> io::Result<u64> {

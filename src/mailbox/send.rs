@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
-use super::{forget_cached, read_chunk, Encoder};
+use super::{read_chunk, Encoder};
 use crate::limits::{MAILBOX_CHUNK, SEND_BUFFERS, UNCACHE_STEP};
 use crate::session::SendError;
 
@@ -202,6 +202,26 @@ impl Writer<'_, '_> {
             }
         }
         Ok(Some(wire))
+    }
+}
+
+/// Drop the mailbox's cached pages in this range, once they have been written to
+/// the client and before RCVD deletes them. Truncating a file frees its cached
+/// pages one by one (about 70 ms per GiB on ext4), so freeing them here, while
+/// the client is still reading, leaves RCVD's truncation only the file system's
+/// own work. Advice only: dirty pages are written back, never discarded, and a
+/// failure costs only speed.
+fn forget_cached(file: &File, from: u64, len: u64) {
+    let (Ok(from), Ok(len)) = (i64::try_from(from), i64::try_from(len)) else {
+        return;
+    };
+    if len > 0 {
+        let _ = nix::fcntl::posix_fadvise(
+            file,
+            from,
+            len,
+            nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
+        );
     }
 }
 
