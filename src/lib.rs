@@ -19,6 +19,7 @@ pub mod limits;
 pub mod lines;
 pub mod lock;
 pub mod mailbox;
+pub mod memory;
 pub mod session;
 pub mod store;
 pub mod username;

@@ -80,3 +80,15 @@ pub const SEND_BUFFERS: usize = 3;
 /// pages (one PMD), so that each range holds whole folios, which alone can be
 /// dropped.
 pub const UNCACHE_STEP: u64 = 2 << 20;
+
+/// The stack of each helper thread (the dot-lock refresher, the second counting
+/// thread, the reading thread). They call nothing deep; Rust's default of 2 MiB
+/// each would, under an address-space limit, take room the session needs.
+pub const THREAD_STACK: usize = 128 * 1024;
+
+/// Address space that must still be free before the greeting, and once a
+/// transaction's buffers are taken: for the helper threads' stacks and the small
+/// allocations that follow (a password check's 32 KiB, paths, log lines), any of
+/// which, failing, would abort pop1d, perhaps with its locks held. 1 MiB of it:
+/// when the heap cannot grow by `brk`, glibc's malloc maps 1 MiB at once.
+pub const ALLOCATION_HEADROOM: usize = 2 * THREAD_STACK + (1 << 20);

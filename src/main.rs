@@ -29,6 +29,7 @@ struct StartError {
 }
 
 fn main() -> ExitCode {
+    pop1d::memory::one_malloc_arena();
     let request = match cli::parse(std::env::args_os().skip(1)) {
         Ok(request) => request,
         Err(bad) => {
@@ -114,6 +115,13 @@ fn prepare(options: &Options, stop: &Stop, log: &mut Log) -> Result<FileStore, S
     drop_privileges(options).map_err(|error| StartError {
         reply: "server misconfigured",
         error,
+    })?;
+    pop1d::memory::headroom_left().map_err(|error| StartError {
+        reply: "server out of memory",
+        error: anyhow::Error::new(error).context(format!(
+            "less than {} KiB of address space left (RLIMIT_AS)",
+            pop1d::limits::ALLOCATION_HEADROOM >> 10
+        )),
     })?;
     Ok(FileStore {
         passwd,

@@ -143,6 +143,11 @@ pub enum Event {
     AuthUnavailable {
         user: String,
     },
+    /// This password could not be checked; `why` is for the operator.
+    CannotVerify {
+        user: String,
+        why: &'static str,
+    },
     Busy {
         user: String,
     },
@@ -178,6 +183,9 @@ pub enum Verdict {
     Denied,
     /// Nobody can be verified (no password back end is configured).
     Unavailable,
+    /// This password could not be checked (the server is out of memory, or the
+    /// stored hash is malformed): no failure of the client's, for the operator.
+    Unverifiable(&'static str),
 }
 
 /// Why a mailbox could not be opened.
@@ -420,6 +428,18 @@ impl<B: Backend> Session<B> {
                     Action::Reply(Reply::Ok("")),
                 ];
                 (State::Idle(user), actions)
+            }
+            (Verdict::Unverifiable(why), _) => {
+                // Not a failure: fail2ban must not ban a client for the server's
+                // shortage, and the name is forgotten as after any PASS.
+                let actions = vec![
+                    Action::Log(Event::CannotVerify {
+                        user: name.shown,
+                        why,
+                    }),
+                    Action::Reply(Reply::Err("cannot check passwords now, try again later")),
+                ];
+                (State::Auth, actions)
             }
             (Verdict::Unavailable, _) => {
                 let actions = vec![

@@ -1,7 +1,7 @@
 //! The file-backed [`Backend`]: passwd-file users and mbox files under a path
 //! template, locked through [`crate::lock`]. Glue only.
 
-use crate::auth::PasswdFile;
+use crate::auth::{PasswdFile, Unverifiable};
 use crate::lock;
 use crate::mailbox::{Mbox, Template};
 use crate::session::{Backend, Mode, OpenError, Verdict};
@@ -17,10 +17,11 @@ impl Backend for FileStore {
     type Mailbox = Mbox;
 
     fn verify(&mut self, user: Option<&str>, password: &[u8]) -> Verdict {
-        match &self.passwd {
+        match self.passwd.as_ref().map(|file| file.verify(user, password)) {
             None => Verdict::Unavailable,
-            Some(file) if file.verify(user, password) => Verdict::Granted,
-            Some(_) => Verdict::Denied,
+            Some(Ok(true)) => Verdict::Granted,
+            Some(Ok(false)) => Verdict::Denied,
+            Some(Err(Unverifiable(why))) => Verdict::Unverifiable(why),
         }
     }
 

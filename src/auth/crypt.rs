@@ -28,6 +28,17 @@ const CRYPT_DATA_SIZE: usize = 32768;
 pub const CRYPT_PREFIXES: [&str; 8] = ["$y$", "$gy$", "$7$", "$6$", "$5$", "$2b$", "$2y$", "$2a$"];
 pub const ARGON2ID_PREFIX: &str = "$argon2id$";
 
+/// Why a password could not be checked at all: not a wrong password, but the
+/// server's or the passwd-file's fault. The text is for the operator's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unverifiable(pub &'static str);
+
+const OUT_OF_MEMORY: Unverifiable = Unverifiable("out of memory");
+const MALFORMED: Unverifiable = Unverifiable("the stored hash is malformed");
+/// libxcrypt reports yescrypt's failed allocation as EINVAL, like a bad setting.
+const CRYPT_FAILED: Unverifiable =
+    Unverifiable("crypt(3) could not compute the hash (too little memory, or a malformed entry)");
+
 /// A stored hash in a form pop1d can verify.
 #[derive(Debug, Clone)]
 pub enum Hash {
@@ -69,8 +80,11 @@ impl Hash {
         }
     }
 
-    /// True when `password` matches. Costs the hash's full work either way.
-    pub fn verify(&self, password: &[u8]) -> bool {
+    /// True when `password` matches. Costs the hash's full work either way. An
+    /// error when the hash could not be computed (no memory for it, under an
+    /// address-space limit, or a malformed entry): that proves nothing about
+    /// the password, and must never count as a failed login.
+    pub fn verify(&self, password: &[u8]) -> Result<bool, Unverifiable> {
         match self {
             Hash::Crypt(setting) => crypt_matches(password, setting),
             Hash::Argon2id(text) => argon2_matches(password, text),
@@ -78,7 +92,7 @@ impl Hash {
     }
 }
 
-fn crypt_matches(password: &[u8], setting: &str) -> bool {
+fn crypt_matches(password: &[u8], setting: &str) -> Result<bool, Unverifiable> {
     // A NUL would end the C string early: hash only what precedes it (the same
     // work) and never accept such a password.
     let (phrase_bytes, has_nul) = match memchr::memchr(0, password) {
@@ -102,19 +116,46 @@ fn crypt_matches(password: &[u8], setting: &str) -> bool {
             data.as_mut_ptr().cast(),
             CRYPT_DATA_SIZE as c_int,
         );
-        !result.is_null() && bool::from(CStr::from_ptr(result).to_bytes().ct_eq(setting.as_bytes()))
+        if result.is_null() {
+            // yescrypt, scrypt and argon2-like settings allocate their memory
+            // inside libxcrypt; a wrong password never yields NULL.
+            return Err(match std::io::Error::last_os_error().raw_os_error() {
+                Some(libc::ENOMEM) => OUT_OF_MEMORY,
+                _ => CRYPT_FAILED,
+            });
+        }
+        bool::from(CStr::from_ptr(result).to_bytes().ct_eq(setting.as_bytes()))
     };
-    matches && !has_nul
+    Ok(matches && !has_nul)
 }
 
-fn argon2_matches(password: &[u8], text: &str) -> bool {
-    use argon2::password_hash::PasswordVerifier;
-    match argon2::PasswordHash::new(text) {
-        Ok(hash) => argon2::Argon2::default()
-            .verify_password(password, &hash)
-            .is_ok(),
-        Err(_) => false,
-    }
+/// What the argon2 crate's `verify_password` does, but with the working memory
+/// (19 MiB at the default cost) reserved fallibly: the crate's own allocation
+/// would abort the process when it fails.
+fn argon2_matches(password: &[u8], text: &str) -> Result<bool, Unverifiable> {
+    use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
+    let hash = PasswordHash::new(text).map_err(|_| MALFORMED)?;
+    let (Some(salt), Some(expected)) = (hash.salt, &hash.hash) else {
+        return Err(MALFORMED);
+    };
+    let algorithm = Algorithm::try_from(hash.algorithm).map_err(|_| MALFORMED)?;
+    let version = match hash.version {
+        Some(version) => Version::try_from(version).map_err(|_| MALFORMED)?,
+        None => Version::default(),
+    };
+    let params = Params::try_from(&hash).map_err(|_| MALFORMED)?;
+    let mut salt_bytes = [0u8; 64];
+    let salt = salt.decode_b64(&mut salt_bytes).map_err(|_| MALFORMED)?;
+    let mut blocks = Zeroizing::new(Vec::new());
+    blocks
+        .try_reserve_exact(params.block_count())
+        .map_err(|_| OUT_OF_MEMORY)?;
+    blocks.resize(params.block_count(), Block::default());
+    let mut computed = Zeroizing::new(vec![0u8; expected.len()]);
+    Argon2::new(algorithm, version, params)
+        .hash_password_into_with_memory(password, salt, &mut computed, blocks.as_mut_slice())
+        .map_err(|_| MALFORMED)?;
+    Ok(bool::from(expected.as_bytes().ct_eq(&computed)))
 }
 
 #[cfg(test)]
@@ -127,10 +168,10 @@ mod tests {
     #[test]
     fn sha512_crypt() {
         let hash = Hash::parse(SHA512).unwrap();
-        assert!(hash.verify(b"demo"));
-        assert!(!hash.verify(b"demO"));
-        assert!(!hash.verify(b"demo\0x"));
-        assert!(!hash.verify(b""));
+        assert_eq!(hash.verify(b"demo"), Ok(true));
+        assert_eq!(hash.verify(b"demO"), Ok(false));
+        assert_eq!(hash.verify(b"demo\0x"), Ok(false));
+        assert_eq!(hash.verify(b""), Ok(false));
     }
 
     #[test]

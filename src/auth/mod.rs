@@ -8,5 +8,5 @@
 mod crypt;
 mod passwd_file;
 
-pub use crypt::Hash;
+pub use crypt::{Hash, Unverifiable};
 pub use passwd_file::{LoadError, PasswdFile};

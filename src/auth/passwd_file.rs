@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::crypt::Hash;
+use super::crypt::{Hash, Unverifiable};
 use crate::username;
 
 /// Hash made with `mkpasswd -m yescrypt` from a random password nobody knows: what
@@ -115,14 +115,12 @@ impl PasswdFile {
     }
 
     /// True when `password` is `user`'s. `None` for a name that can never be valid.
-    /// Always costs one verification.
-    pub fn verify(&self, user: Option<&str>, password: &[u8]) -> bool {
+    /// Always costs one verification; an unknown user fails to be checked the
+    /// same way as a known one when the server is out of memory.
+    pub fn verify(&self, user: Option<&str>, password: &[u8]) -> Result<bool, Unverifiable> {
         match user.and_then(|name| self.users.get(name)) {
             Some(Some(hash)) => hash.verify(password),
-            _ => {
-                let _ = self.dummy.verify(password);
-                false
-            }
+            _ => self.dummy.verify(password).map(|_| false),
         }
     }
 
@@ -175,13 +173,13 @@ mod tests {
             "{warnings:?}"
         );
         assert!(warnings.iter().all(|w| !w.contains(DEMO)));
-        assert!(file.verify(Some("fred"), b"demo"));
-        assert!(file.verify(Some("anne"), b"demo"));
+        assert_eq!(file.verify(Some("fred"), b"demo"), Ok(true));
+        assert_eq!(file.verify(Some("anne"), b"demo"), Ok(true));
         for user in ["plain", "bare", "locked", "star", "empty", "nobody"] {
-            assert!(!file.verify(Some(user), b"demo"), "{user}");
+            assert_eq!(file.verify(Some(user), b"demo"), Ok(false), "{user}");
         }
-        assert!(!file.verify(None, b"demo"));
-        assert!(!file.verify(Some("fred"), b"wrong"));
+        assert_eq!(file.verify(None, b"demo"), Ok(false));
+        assert_eq!(file.verify(Some("fred"), b"wrong"), Ok(false));
     }
 
     #[test]

@@ -95,6 +95,10 @@ pub fn describe(event: &Event, rip: &str) -> (Level, String) {
             Level::Error,
             format!("login refused, no --passwd-file given (system accounts are not supported yet): user={user}, rip={rip}"),
         ),
+        Event::CannotVerify { user, why } => (
+            Level::Error,
+            format!("password not checked, {why}: user={user}, rip={rip}"),
+        ),
         Event::Busy { user } => (Level::Warning, format!("lock busy: user={user}, rip={rip}")),
         Event::OpenFailed { user, why } => (Level::Error, format!("mailbox error: user={user}, {why}")),
         Event::Transaction { user, mode, bytes, outcome } => {

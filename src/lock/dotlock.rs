@@ -23,7 +23,7 @@ use nix::sys::stat::{utimensat, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use nix::unistd::Pid;
 
-use crate::limits::{DOTLOCK_REFRESH, DOTLOCK_STALE_AGE};
+use crate::limits::{DOTLOCK_REFRESH, DOTLOCK_STALE_AGE, THREAD_STACK};
 
 /// A held dot-lock. Dropping it stops the refresh and removes the lock file.
 #[derive(Debug)]
@@ -82,6 +82,7 @@ impl DotLock {
         let touched = path.clone();
         let refresher = std::thread::Builder::new()
             .name("dotlock-refresh".into())
+            .stack_size(THREAD_STACK)
             .spawn(move || {
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(refresh) {
                     touch_if_ours(&touched, identity);

@@ -16,16 +16,16 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 
-use crate::limits::{DELETE_MAX_ROUNDS, MAILBOX_CHUNK};
+use crate::limits::DELETE_MAX_ROUNDS;
 use crate::session::DeleteError;
 
-/// Remove the first `counted` bytes of `file`. Returns how many bytes after them
-/// were kept.
+/// Remove the first `counted` bytes of `file`, moving what follows through
+/// `buffer` (not empty). Returns how many bytes after them were kept.
 ///
 /// A writer that ignores the lock and appends between the last look at the size
 /// and the truncation loses what it appended in that instant; no code can close
 /// that window against a writer that takes no lock, only keep it small.
-pub fn delete_prefix(file: &File, counted: u64) -> Result<u64, DeleteError> {
+pub fn delete_prefix(file: &File, counted: u64, buffer: &mut [u8]) -> Result<u64, DeleteError> {
     let mut progress = Progress { written: false };
     let length = file
         .metadata()
@@ -42,7 +42,6 @@ pub fn delete_prefix(file: &File, counted: u64) -> Result<u64, DeleteError> {
     }
     let mut moved = 0u64;
     let mut rounds = 0u64;
-    let mut buffer = Vec::new();
     loop {
         // Appended by a writer that ignores the lock, perhaps still appending.
         let now = file
@@ -66,14 +65,7 @@ pub fn delete_prefix(file: &File, counted: u64) -> Result<u64, DeleteError> {
                 return Err(progress.fail("mail kept being appended while it was moved".into()));
             }
             let round = counted.min(tail - moved);
-            copy_within(
-                file,
-                counted + moved,
-                moved,
-                round,
-                &mut buffer,
-                &mut progress,
-            )?;
+            copy_within(file, counted + moved, moved, round, buffer, &mut progress)?;
             file.sync_data()
                 .map_err(|e| progress.error("cannot fsync", e))?;
             moved += round;
@@ -112,10 +104,9 @@ fn copy_within(
     from: u64,
     to: u64,
     length: u64,
-    buffer: &mut Vec<u8>,
+    buffer: &mut [u8],
     progress: &mut Progress,
 ) -> Result<(), DeleteError> {
-    buffer.resize(MAILBOX_CHUNK, 0);
     let mut done = 0u64;
     while done < length {
         let want = buffer.len().min((length - done) as usize);
@@ -132,12 +123,13 @@ fn copy_within(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::MAILBOX_CHUNK;
     use std::io::{Read, Seek, Write};
 
     fn after_delete(content: &[u8], counted: u64) -> (Result<u64, DeleteError>, Vec<u8>) {
         let mut file = tempfile::tempfile().unwrap();
         file.write_all(content).unwrap();
-        let result = delete_prefix(&file, counted);
+        let result = delete_prefix(&file, counted, &mut vec![0; MAILBOX_CHUNK]);
         let mut left = Vec::new();
         file.rewind().unwrap();
         file.read_to_end(&mut left).unwrap();

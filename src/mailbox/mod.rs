@@ -5,6 +5,7 @@
 //! what was counted and sent, never open anything but a regular file, and never
 //! build a path from a name that [`crate::username::is_safe`] refuses.
 
+mod buffers;
 mod crlf;
 mod delete;
 mod send;
@@ -15,10 +16,11 @@ use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use buffers::Buffers;
 pub use crlf::{Counter, Encoder};
 pub use template::Template;
 
-use crate::limits::{COUNT_IN_TWO_FROM, MAILBOX_CHUNK};
+use crate::limits::{COUNT_IN_TWO_FROM, MAILBOX_CHUNK, THREAD_STACK};
 use crate::lock::{self, LockError, LockedFile};
 use crate::session::{DeleteError, Mailbox, Mode, OpenError, SendError};
 
@@ -31,6 +33,8 @@ pub struct Mbox {
     path: PathBuf,
     /// `None` when the file does not exist.
     locked: Option<LockedFile>,
+    /// `None` when the file does not exist.
+    buffers: Option<Buffers>,
     /// The file's size when it was locked: the bytes that are counted and sent.
     size: u64,
     count: u64,
@@ -64,6 +68,7 @@ impl Mbox {
                     return Ok(Mbox {
                         path: path.into(),
                         locked: None,
+                        buffers: None,
                         size: 0,
                         count: 0,
                         identity: (0, 0),
@@ -73,6 +78,10 @@ impl Mbox {
                 }
                 Err(error) => return Err(failed("cannot open", &error)),
             };
+            // Before locking: without memory, nobody else is kept waiting.
+            let read_ahead = more_than_one_cpu();
+            let mut buffers =
+                Buffers::allocate(read_ahead).map_err(|e| failed("no room for buffers", &e))?;
             let locked = match lock::lock(file, path, locks) {
                 Ok(locked) => locked,
                 Err(LockError::Busy) => return Err(OpenError::Busy),
@@ -92,12 +101,13 @@ impl Mbox {
                 continue;
             }
             let size = meta.len();
-            let two_threads = size >= COUNT_IN_TWO_FROM && more_than_one_cpu();
-            let count =
-                count(locked.file(), size, two_threads).map_err(|e| failed("cannot read", &e))?;
+            let two_threads = size >= COUNT_IN_TWO_FROM && read_ahead;
+            let count = count(locked.file(), size, two_threads, &mut buffers)
+                .map_err(|e| failed("cannot read", &e))?;
             return Ok(Mbox {
                 path: path.into(),
                 locked: Some(locked),
+                buffers: Some(buffers),
                 size,
                 count,
                 identity,
@@ -195,30 +205,42 @@ fn more_than_one_cpu() -> bool {
 
 /// The octets on the wire for the first `size` bytes of `file`; with
 /// `two_threads`, the two halves are counted at once.
-fn count(file: &File, size: u64, two_threads: bool) -> io::Result<u64> {
-    if !two_threads || size < 2 {
-        return Ok(count_range(file, 0..size, Counter::default())?.total());
+fn count(file: &File, size: u64, two_threads: bool, buffers: &mut Buffers) -> io::Result<u64> {
+    let Buffers { read, wire } = buffers;
+    if !two_threads || size < 2 || wire.is_empty() {
+        return Ok(count_range(file, 0..size, Counter::default(), read)?.total());
     }
     // The copy out of the page cache, most of the counting pass's time, then
-    // runs on two CPUs.
+    // runs on two CPUs. The second half is read into the first wire buffer,
+    // which is idle until the sending.
     let half = size / 2;
     let mut before_half = [0u8];
     file.read_exact_at(&mut before_half, half - 1)?;
-    let second_half = || count_range(file, half..size, Counter::after(before_half[0]));
+    let second_buffer = &mut wire[0];
+    second_buffer.resize(MAILBOX_CHUNK, 0);
     let (first, second) = std::thread::scope(|scope| {
         let second = std::thread::Builder::new()
             .name("pop1d-count".into())
-            .spawn_scoped(scope, second_half);
-        let first = count_range(file, 0..half, Counter::default());
+            .stack_size(THREAD_STACK)
+            .spawn_scoped(scope, || {
+                count_range(
+                    file,
+                    half..size,
+                    Counter::after(before_half[0]),
+                    second_buffer,
+                )
+            });
+        let first = count_range(file, 0..half, Counter::default(), read);
         let second = match second {
             Ok(thread) => thread
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
             // No thread could be started (a process limit): count it here.
-            Err(_) => second_half(),
+            Err(_) => count_range(file, half..size, Counter::after(before_half[0]), read),
         };
         (first, second)
     });
+    wire[0].clear();
     Ok(first?.followed_by(second?).total())
 }
 
@@ -226,11 +248,11 @@ fn count_range(
     file: &File,
     range: std::ops::Range<u64>,
     mut counter: Counter,
+    buffer: &mut [u8],
 ) -> io::Result<Counter> {
-    let mut buffer = vec![0u8; MAILBOX_CHUNK];
     let mut offset = range.start;
     while offset < range.end {
-        let chunk = read_chunk(file, offset..range.end, &mut buffer)?;
+        let chunk = read_chunk(file, offset..range.end, buffer)?;
         counter.feed(chunk);
         offset += chunk.len() as u64;
     }
@@ -243,7 +265,7 @@ impl Mailbox for Mbox {
     }
 
     fn send(&mut self, out: &mut dyn Write) -> Result<(), SendError> {
-        let Some(locked) = &self.locked else {
+        let (Some(locked), Some(buffers)) = (&self.locked, &mut self.buffers) else {
             return Ok(());
         };
         let transfer = send::Transfer {
@@ -253,7 +275,7 @@ impl Mailbox for Mbox {
             uncache: self.mode == Mode::Rdel,
         };
         transfer
-            .run(out, more_than_one_cpu())
+            .run(out, more_than_one_cpu(), buffers)
             .map_err(|error| match error {
                 SendError::Mailbox(why) => {
                     SendError::Mailbox(format!("{}: {why}", self.path.display()))
@@ -263,7 +285,7 @@ impl Mailbox for Mbox {
     }
 
     fn delete_sent(self) -> Result<u64, DeleteError> {
-        let Some(locked) = &self.locked else {
+        let (Some(locked), Some(mut buffers)) = (&self.locked, self.buffers) else {
             return Ok(0);
         };
         if self.size == 0 {
@@ -286,7 +308,7 @@ impl Mailbox for Mbox {
                     .into(),
             ));
         }
-        delete::delete_prefix(locked.file(), self.size)
+        delete::delete_prefix(locked.file(), self.size, &mut buffers.read)
     }
 }
 
@@ -316,8 +338,9 @@ mod tests {
                 let mut whole = Counter::default();
                 whole.feed(&data);
                 for two_threads in [false, true] {
+                    let mut buffers = Buffers::allocate(true).unwrap();
                     assert_eq!(
-                        count(&file, size as u64, two_threads).unwrap(),
+                        count(&file, size as u64, two_threads, &mut buffers).unwrap(),
                         whole.total(),
                         "{size} bytes, {bytes:?} at {at}, two threads {two_threads}"
                     );

@@ -6,15 +6,15 @@
 //!
 //! Only the caller's thread touches the client; the reading half only reads the
 //! file. It must never let more than the counted octets out, nor anything that
-//! follows a read error, and it keeps memory flat: at most [`SEND_BUFFERS`]
-//! encoded chunks, recycled, whatever the mailbox's size.
+//! follows a read error, and it keeps memory flat: it allocates nothing, but
+//! recycles the [`Buffers`] it is given, whatever the mailbox's size.
 
 use std::fs::File;
 use std::io::{self, Write};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
-use super::{read_chunk, Encoder};
-use crate::limits::{MAILBOX_CHUNK, SEND_BUFFERS, UNCACHE_STEP};
+use super::{read_chunk, Buffers, Encoder};
+use crate::limits::{SEND_BUFFERS, THREAD_STACK, UNCACHE_STEP};
 use crate::session::SendError;
 
 /// What the reading half hands to the writing half.
@@ -39,23 +39,31 @@ pub struct Transfer<'a> {
 }
 
 impl Transfer<'_> {
-    /// Send the data, in two threads when `two_threads`. A `SendError::Mailbox`
-    /// text names no path.
-    pub fn run(&self, out: &mut dyn Write, two_threads: bool) -> Result<(), SendError> {
+    /// Send the data through `buffers`, in two threads when `two_threads` and
+    /// there are wire buffers to read ahead into. A `SendError::Mailbox` text
+    /// names no path.
+    pub fn run(
+        &self,
+        out: &mut dyn Write,
+        two_threads: bool,
+        buffers: &mut Buffers,
+    ) -> Result<(), SendError> {
         let mut writer = Writer {
             transfer: self,
             out,
             sent: 0,
             uncached_to: 0,
         };
-        if two_threads {
-            if let Some(sent) = self.run_in_two_threads(&mut writer) {
+        let Buffers { read, wire } = buffers;
+        if two_threads && wire.len() > 1 {
+            if let Some(sent) = self.run_in_two_threads(&mut writer, read, wire) {
                 return sent;
             }
             // No thread could be started (a process limit): one will do.
         }
-        let mut reader = Reader::new(self);
-        let mut wire = new_buffer();
+        let mut reader = Reader::new(self, read);
+        // Buffers always holds one; an empty vector would only grow.
+        let mut wire = wire.pop().unwrap_or_default();
         loop {
             match writer.write(reader.next(wire))? {
                 Some(empty) => wire = empty,
@@ -64,14 +72,21 @@ impl Transfer<'_> {
         }
     }
 
-    /// `None` when the reading thread cannot be started; nothing was sent then.
-    fn run_in_two_threads(&self, writer: &mut Writer) -> Option<Result<(), SendError>> {
+    /// `None` when the reading thread cannot be started; nothing was sent then,
+    /// and `wire` is untouched.
+    fn run_in_two_threads(
+        &self,
+        writer: &mut Writer,
+        read: &mut [u8],
+        wire: &mut Vec<Vec<u8>>,
+    ) -> Option<Result<(), SendError>> {
         let (full_tx, full_rx) = sync_channel(SEND_BUFFERS);
         let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(SEND_BUFFERS);
         std::thread::scope(|scope| {
-            let mut reader = Reader::new(self);
+            let mut reader = Reader::new(self, read);
             std::thread::Builder::new()
                 .name("pop1d-read".into())
+                .stack_size(THREAD_STACK)
                 .spawn_scoped(scope, move || {
                     // Ends at the last piece, or when the writer has gone.
                     while let Ok(wire) = empty_rx.recv() {
@@ -83,33 +98,29 @@ impl Transfer<'_> {
                     }
                 })
                 .ok()?;
-            for _ in 0..SEND_BUFFERS {
-                let _ = empty_tx.send(new_buffer());
+            for buffer in wire.drain(..) {
+                let _ = empty_tx.send(buffer);
             }
             Some(writer.write_from(full_rx, empty_tx))
         })
     }
 }
 
-fn new_buffer() -> Vec<u8> {
-    Vec::with_capacity(2 * MAILBOX_CHUNK + 2)
-}
-
 /// The reading half: reads and encodes the next chunk.
-struct Reader<'t> {
+struct Reader<'t, 'b> {
     transfer: &'t Transfer<'t>,
     encoder: Encoder,
     read_to: u64,
-    buffer: Vec<u8>,
+    buffer: &'b mut [u8],
 }
 
-impl<'t> Reader<'t> {
-    fn new(transfer: &'t Transfer<'t>) -> Reader<'t> {
+impl<'t, 'b> Reader<'t, 'b> {
+    fn new(transfer: &'t Transfer<'t>, buffer: &'b mut [u8]) -> Reader<'t, 'b> {
         Reader {
             transfer,
             encoder: Encoder::default(),
             read_to: 0,
-            buffer: vec![0u8; MAILBOX_CHUNK],
+            buffer,
         }
     }
 
@@ -121,7 +132,7 @@ impl<'t> Reader<'t> {
             self.encoder.finish(&mut wire);
             return Piece::End { wire };
         }
-        match read_chunk(self.transfer.file, self.read_to..end, &mut self.buffer) {
+        match read_chunk(self.transfer.file, self.read_to..end, self.buffer) {
             Ok(chunk) => {
                 self.encoder.encode(chunk, &mut wire);
                 self.read_to += chunk.len() as u64;
@@ -228,6 +239,7 @@ fn forget_cached(file: &File, from: u64, len: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::MAILBOX_CHUNK;
     use crate::mailbox::Counter;
 
     /// The wire form, byte by byte, independently of the encoder.
@@ -272,7 +284,8 @@ mod tests {
             uncache: true,
         };
         let mut out = Vec::new();
-        let result = transfer.run(&mut out, two_threads);
+        let mut buffers = Buffers::allocate(true).unwrap();
+        let result = transfer.run(&mut out, two_threads, &mut buffers);
         (out, result)
     }
 
@@ -371,7 +384,8 @@ mod tests {
                 count: count(&data),
                 uncache: false,
             };
-            let result = transfer.run(&mut Leaving { left: 1 << 20 }, two_threads);
+            let mut buffers = Buffers::allocate(true).unwrap();
+            let result = transfer.run(&mut Leaving { left: 1 << 20 }, two_threads, &mut buffers);
             assert!(matches!(result, Err(SendError::Client(_))), "{result:?}");
         }
     }
