@@ -92,3 +92,8 @@ pub const THREAD_STACK: usize = 128 * 1024;
 /// which, failing, would abort pop1d, perhaps with its locks held. 1 MiB of it:
 /// when the heap cannot grow by `brk`, glibc's malloc maps 1 MiB at once.
 pub const ALLOCATION_HEADROOM: usize = 2 * THREAD_STACK + (1 << 20);
+
+/// Allocations from this size up are mappings of their own (glibc's default
+/// threshold, fixed so that glibc does not raise it): the mailbox buffers and
+/// the room checks of [`crate::memory`].
+pub const MMAP_THRESHOLD: usize = 128 * 1024;

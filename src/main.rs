@@ -29,7 +29,7 @@ struct StartError {
 }
 
 fn main() -> ExitCode {
-    pop1d::memory::one_malloc_arena();
+    pop1d::memory::set_up_malloc();
     let request = match cli::parse(std::env::args_os().skip(1)) {
         Ok(request) => request,
         Err(bad) => {

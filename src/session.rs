@@ -184,7 +184,7 @@ pub enum Verdict {
     /// Nobody can be verified (no password back end is configured).
     Unavailable,
     /// This password could not be checked (the server is out of memory, or the
-    /// stored hash is malformed): no failure of the client's, for the operator.
+    /// stored hash is malformed). The client sees a failure; the log says why.
     Unverifiable(&'static str),
 }
 
@@ -429,18 +429,6 @@ impl<B: Backend> Session<B> {
                 ];
                 (State::Idle(user), actions)
             }
-            (Verdict::Unverifiable(why), _) => {
-                // Not a failure: fail2ban must not ban a client for the server's
-                // shortage, and the name is forgotten as after any PASS.
-                let actions = vec![
-                    Action::Log(Event::CannotVerify {
-                        user: name.shown,
-                        why,
-                    }),
-                    Action::Reply(Reply::Err("cannot check passwords now, try again later")),
-                ];
-                (State::Auth, actions)
-            }
             (Verdict::Unavailable, _) => {
                 let actions = vec![
                     Action::Log(Event::AuthUnavailable { user: name.shown }),
@@ -448,14 +436,25 @@ impl<B: Backend> Session<B> {
                 ];
                 (State::Auth, actions)
             }
-            (Verdict::Denied | Verdict::Granted, _) => {
+            (verdict @ (Verdict::Denied | Verdict::Granted | Verdict::Unverifiable(_)), _) => {
+                // To the client a password that could not be checked is a failed
+                // one, so that no reply tells users apart; the log says which,
+                // and fail2ban, which counts `login failed` lines, never bans a
+                // client for the server's shortage or a broken entry.
+                let logged = match verdict {
+                    Verdict::Unverifiable(why) => Event::CannotVerify {
+                        user: name.shown.clone(),
+                        why,
+                    },
+                    _ => Event::LoginFailed {
+                        user: name.shown.clone(),
+                    },
+                };
                 self.failures += 1;
                 if self.failures >= self.max_failures {
                     let actions = vec![
                         // fail2ban counts `login failed` lines: the last one too.
-                        Action::Log(Event::LoginFailed {
-                            user: name.shown.clone(),
-                        }),
+                        Action::Log(logged),
                         Action::Log(Event::TooManyFailures { user: name.shown }),
                         Action::AuthDelay,
                         Action::Reply(TOO_MANY_FAILURES),
@@ -464,7 +463,7 @@ impl<B: Backend> Session<B> {
                     (State::Auth, actions)
                 } else {
                     let actions = vec![
-                        Action::Log(Event::LoginFailed { user: name.shown }),
+                        Action::Log(logged),
                         Action::AuthDelay,
                         Action::Reply(AUTH_FAILED),
                     ];
@@ -619,10 +618,10 @@ mod tests {
     impl Backend for Store {
         type Mailbox = Memory;
         fn verify(&mut self, user: Option<&str>, password: &[u8]) -> Verdict {
-            if user == Some("fred") && password == b"pw" {
-                Verdict::Granted
-            } else {
-                Verdict::Denied
+            match (user, password) {
+                (Some("fred"), b"pw") => Verdict::Granted,
+                (Some("anne"), _) => Verdict::Unverifiable("out of memory"),
+                _ => Verdict::Denied,
             }
         }
         fn open(&mut self, _user: &str, _mode: Mode) -> Result<Memory, OpenError> {
@@ -648,6 +647,46 @@ mod tests {
             Some(&Action::Reply(Reply::Ok("")))
         );
         session
+    }
+
+    #[test]
+    fn a_password_that_cannot_be_checked_looks_failed_but_is_logged_apart() {
+        let mut session = Session::new(Store, 2);
+        let attempt = |session: &mut Session<Store>, user: &[u8]| {
+            session.handle_line(&[b"USER ", user].concat());
+            session.handle_line(b"PASS pw")
+        };
+        let failed = attempt(&mut session, b"ghost");
+        let unchecked = attempt(&mut session, b"anne");
+        // The same replies, delay and count: the second attempt ends it.
+        fn without_logs(actions: &[Action]) -> Vec<&Action> {
+            actions
+                .iter()
+                .filter(|a| !matches!(a, Action::Log(_)))
+                .collect()
+        }
+        assert_eq!(
+            without_logs(&failed),
+            [&Action::AuthDelay, &Action::Reply(AUTH_FAILED)]
+        );
+        assert_eq!(
+            without_logs(&unchecked),
+            [
+                &Action::AuthDelay,
+                &Action::Reply(TOO_MANY_FAILURES),
+                &Action::Close(End::TooManyFailures)
+            ]
+        );
+        assert!(failed.contains(&Action::Log(Event::LoginFailed {
+            user: "ghost".into()
+        })));
+        assert!(unchecked.contains(&Action::Log(Event::CannotVerify {
+            user: "anne".into(),
+            why: "out of memory"
+        })));
+        assert!(!unchecked
+            .iter()
+            .any(|a| matches!(a, Action::Log(Event::LoginFailed { .. }))));
     }
 
     #[test]

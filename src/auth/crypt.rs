@@ -51,7 +51,7 @@ impl Hash {
     pub fn parse(text: &str) -> Option<Hash> {
         if CRYPT_PREFIXES.iter().any(|prefix| text.starts_with(prefix)) && !text.contains('\0') {
             Some(Hash::Crypt(text.to_owned()))
-        } else if text.starts_with(ARGON2ID_PREFIX) && argon2::PasswordHash::new(text).is_ok() {
+        } else if text.starts_with(ARGON2ID_PREFIX) && Argon2Entry::parse(text).is_some() {
             Some(Hash::Argon2id(text.to_owned()))
         } else {
             None
@@ -129,33 +129,64 @@ fn crypt_matches(password: &[u8], setting: &str) -> Result<bool, Unverifiable> {
     Ok(matches && !has_nul)
 }
 
+/// An argon2id entry taken apart as the argon2 crate's `verify_password` would,
+/// every parameter checked: a malformed entry is refused when the passwd-file is
+/// read, not found out at a login.
+struct Argon2Entry {
+    hasher: argon2::Argon2<'static>,
+    salt: [u8; 64],
+    salt_len: usize,
+    expected: argon2::password_hash::Output,
+}
+
+impl Argon2Entry {
+    fn parse(text: &str) -> Option<Argon2Entry> {
+        use argon2::{Algorithm, Argon2, Params, PasswordHash, Version};
+        let hash = PasswordHash::new(text).ok()?;
+        if Algorithm::try_from(hash.algorithm).ok()? != Algorithm::Argon2id {
+            return None;
+        }
+        let version = match hash.version {
+            Some(version) => Version::try_from(version).ok()?,
+            None => Version::default(),
+        };
+        let params = Params::try_from(&hash).ok()?;
+        let mut salt = [0u8; 64];
+        let salt_len = hash.salt?.decode_b64(&mut salt).ok()?.len();
+        if salt_len < argon2::MIN_SALT_LEN {
+            return None;
+        }
+        Some(Argon2Entry {
+            hasher: Argon2::new(Algorithm::Argon2id, version, params),
+            salt,
+            salt_len,
+            expected: hash.hash?,
+        })
+    }
+}
+
 /// What the argon2 crate's `verify_password` does, but with the working memory
-/// (19 MiB at the default cost) reserved fallibly: the crate's own allocation
-/// would abort the process when it fails.
+/// (19 MiB at the crate's default cost, 64 MiB at PHP's) reserved fallibly: the
+/// crate's own allocation would abort the process when it fails.
 fn argon2_matches(password: &[u8], text: &str) -> Result<bool, Unverifiable> {
-    use argon2::{Algorithm, Argon2, Block, Params, PasswordHash, Version};
-    let hash = PasswordHash::new(text).map_err(|_| MALFORMED)?;
-    let (Some(salt), Some(expected)) = (hash.salt, &hash.hash) else {
-        return Err(MALFORMED);
-    };
-    let algorithm = Algorithm::try_from(hash.algorithm).map_err(|_| MALFORMED)?;
-    let version = match hash.version {
-        Some(version) => Version::try_from(version).map_err(|_| MALFORMED)?,
-        None => Version::default(),
-    };
-    let params = Params::try_from(&hash).map_err(|_| MALFORMED)?;
-    let mut salt_bytes = [0u8; 64];
-    let salt = salt.decode_b64(&mut salt_bytes).map_err(|_| MALFORMED)?;
+    let entry = Argon2Entry::parse(text).ok_or(MALFORMED)?;
+    let block_count = entry.hasher.params().block_count();
     let mut blocks = Zeroizing::new(Vec::new());
     blocks
-        .try_reserve_exact(params.block_count())
+        .try_reserve_exact(block_count)
         .map_err(|_| OUT_OF_MEMORY)?;
-    blocks.resize(params.block_count(), Block::default());
-    let mut computed = Zeroizing::new(vec![0u8; expected.len()]);
-    Argon2::new(algorithm, version, params)
-        .hash_password_into_with_memory(password, salt, &mut computed, blocks.as_mut_slice())
+    blocks.resize(block_count, argon2::Block::default());
+    let mut computed = Zeroizing::new(vec![0u8; entry.expected.len()]);
+    entry
+        .hasher
+        .hash_password_into_with_memory(
+            password,
+            &entry.salt[..entry.salt_len],
+            &mut computed,
+            blocks.as_mut_slice(),
+        )
         .map_err(|_| MALFORMED)?;
-    Ok(bool::from(expected.as_bytes().ct_eq(&computed)))
+    Ok(bool::from(entry.expected.as_bytes().ct_eq(&computed)))
 }
 
 #[cfg(test)]
@@ -181,6 +212,32 @@ mod tests {
         assert_eq!(Hash::parse(yescrypt).unwrap().settings(), "$y$j9T");
         let bcrypt = "$2b$05$YcEbg5ikc5lVJNJt8t803.gGuOrIIR0zxjveMTKe5VxMVeuSTcfDy";
         assert_eq!(Hash::parse(bcrypt).unwrap().settings(), "$2b$05");
+    }
+
+    #[test]
+    fn argon2id_entries_are_checked_whole_when_read() {
+        use argon2::password_hash::{PasswordHasher, SaltString};
+        let salt = SaltString::encode_b64(b"pop1d argon salt").unwrap();
+        let good = argon2::Argon2::default()
+            .hash_password(b"demo", &salt)
+            .unwrap()
+            .to_string();
+        let hash = Hash::parse(&good).unwrap();
+        assert_eq!(hash.verify(b"demo"), Ok(true));
+        assert_eq!(hash.verify(b"demO"), Ok(false));
+        let fields: Vec<&str> = good.split('$').collect();
+        let short_salt = [&fields[..4], &["c2FsdA"], &fields[5..]].concat().join("$");
+        let no_digest = fields[..5].join("$");
+        for bad in [
+            good.replace("v=19", "v=18"),
+            good.replace("m=19456", "m=7"),
+            good.replace("t=2", "t=0"),
+            good.replace("p=1", "p=1,x=5"),
+            short_salt,
+            no_digest,
+        ] {
+            assert!(Hash::parse(&bad).is_none(), "{bad}");
+        }
     }
 
     #[test]

@@ -23,7 +23,8 @@ use nix::sys::stat::{utimensat, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use nix::unistd::Pid;
 
-use crate::limits::{DOTLOCK_REFRESH, DOTLOCK_STALE_AGE, THREAD_STACK};
+use crate::limits::{DOTLOCK_REFRESH, DOTLOCK_STALE_AGE};
+use crate::memory::helper_thread;
 
 /// A held dot-lock. Dropping it stops the refresh and removes the lock file.
 #[derive(Debug)]
@@ -80,15 +81,18 @@ impl DotLock {
     fn held(path: PathBuf, identity: (u64, u64), refresh: Duration) -> DotLock {
         let (stop, stopped) = mpsc::channel::<()>();
         let touched = path.clone();
-        let refresher = std::thread::Builder::new()
-            .name("dotlock-refresh".into())
-            .stack_size(THREAD_STACK)
-            .spawn(move || {
-                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(refresh) {
-                    touch_if_ours(&touched, identity);
-                }
+        // Without the thread (a process or memory limit) the lock is held all
+        // the same, untouched: a session longer than the stale age may lose it.
+        let refresher = helper_thread("dotlock-refresh")
+            .and_then(|thread| {
+                thread
+                    .spawn(move || {
+                        while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(refresh) {
+                            touch_if_ours(&touched, identity);
+                        }
+                    })
+                    .ok()
             })
-            .ok()
             .map(|handle| (stop, handle));
         DotLock {
             path,

@@ -20,8 +20,9 @@ use buffers::Buffers;
 pub use crlf::{Counter, Encoder};
 pub use template::Template;
 
-use crate::limits::{COUNT_IN_TWO_FROM, MAILBOX_CHUNK, THREAD_STACK};
+use crate::limits::{COUNT_IN_TWO_FROM, MAILBOX_CHUNK};
 use crate::lock::{self, LockError, LockedFile};
+use crate::memory::helper_thread;
 use crate::session::{DeleteError, Mailbox, Mode, OpenError, SendError};
 
 /// How often the mailbox may be found replaced after locking before giving up.
@@ -219,24 +220,26 @@ fn count(file: &File, size: u64, two_threads: bool, buffers: &mut Buffers) -> io
     let second_buffer = &mut wire[0];
     second_buffer.resize(MAILBOX_CHUNK, 0);
     let (first, second) = std::thread::scope(|scope| {
-        let second = std::thread::Builder::new()
-            .name("pop1d-count".into())
-            .stack_size(THREAD_STACK)
-            .spawn_scoped(scope, || {
-                count_range(
-                    file,
-                    half..size,
-                    Counter::after(before_half[0]),
-                    second_buffer,
-                )
-            });
+        let second = helper_thread("pop1d-count").and_then(|thread| {
+            thread
+                .spawn_scoped(scope, || {
+                    count_range(
+                        file,
+                        half..size,
+                        Counter::after(before_half[0]),
+                        second_buffer,
+                    )
+                })
+                .ok()
+        });
         let first = count_range(file, 0..half, Counter::default(), read);
         let second = match second {
-            Ok(thread) => thread
+            Some(thread) => thread
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            // No thread could be started (a process limit): count it here.
-            Err(_) => count_range(file, half..size, Counter::after(before_half[0]), read),
+            // No thread could be started (a process or memory limit): count
+            // it here.
+            None => count_range(file, half..size, Counter::after(before_half[0]), read),
         };
         (first, second)
     });

@@ -14,7 +14,8 @@ use std::io::{self, Write};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use super::{read_chunk, Buffers, Encoder};
-use crate::limits::{SEND_BUFFERS, THREAD_STACK, UNCACHE_STEP};
+use crate::limits::{SEND_BUFFERS, UNCACHE_STEP};
+use crate::memory::helper_thread;
 use crate::session::SendError;
 
 /// What the reading half hands to the writing half.
@@ -84,9 +85,7 @@ impl Transfer<'_> {
         let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(SEND_BUFFERS);
         std::thread::scope(|scope| {
             let mut reader = Reader::new(self, read);
-            std::thread::Builder::new()
-                .name("pop1d-read".into())
-                .stack_size(THREAD_STACK)
+            helper_thread("pop1d-read")?
                 .spawn_scoped(scope, move || {
                     // Ends at the last piece, or when the writer has gone.
                     while let Ok(wire) = empty_rx.recv() {
