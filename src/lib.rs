@@ -6,7 +6,9 @@
 //! - [`session`]: the protocol's state machine, sans I/O;
 //! - [`store`] and [`auth`]: who may log in, and which mailbox is theirs;
 //! - [`mailbox`]: mbox files: open, count, send with CR LF, delete in place;
-//! - [`lock`]: the one module that locks a mailbox (fcntl, dot-lock, flock).
+//! - [`lock`]: the one module that locks a mailbox (fcntl, dot-lock, flock);
+//! - [`memory`], beside them all: buffers, helper threads and room checks that
+//!   fail with an error where an allocation would abort.
 //!
 //! Data goes down once and comes back once: the session never reaches past the
 //! mailbox layer into locks, and the lock module never knows about the protocol.
