@@ -82,8 +82,9 @@ impl Hash {
 
     /// True when `password` matches. Costs the hash's full work either way. An
     /// error when the hash could not be computed (no memory for it, under an
-    /// address-space limit, or a malformed entry): that proves nothing about
-    /// the password, and must never count as a failed login.
+    /// address-space limit, or an entry libxcrypt cannot read): that proves
+    /// nothing about the password, so it must never be logged as a failed
+    /// login, though the client is answered as if it were one.
     pub fn verify(&self, password: &[u8]) -> Result<bool, Unverifiable> {
         match self {
             Hash::Crypt(setting) => crypt_matches(password, setting),

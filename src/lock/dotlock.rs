@@ -84,15 +84,12 @@ impl DotLock {
         // Without the thread (a process or memory limit) the lock is held all
         // the same, untouched: a session longer than the stale age may lose it.
         let refresher = helper_thread("dotlock-refresh")
-            .and_then(|thread| {
-                thread
-                    .spawn(move || {
-                        while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(refresh) {
-                            touch_if_ours(&touched, identity);
-                        }
-                    })
-                    .ok()
+            .spawn(move || {
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(refresh) {
+                    touch_if_ours(&touched, identity);
+                }
             })
+            .ok()
             .map(|handle| (stop, handle));
         DotLock {
             path,

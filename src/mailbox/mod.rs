@@ -220,18 +220,16 @@ fn count(file: &File, size: u64, two_threads: bool, buffers: &mut Buffers) -> io
     let second_buffer = &mut wire[0];
     second_buffer.resize(MAILBOX_CHUNK, 0);
     let (first, second) = std::thread::scope(|scope| {
-        let second = helper_thread("pop1d-count").and_then(|thread| {
-            thread
-                .spawn_scoped(scope, || {
-                    count_range(
-                        file,
-                        half..size,
-                        Counter::after(before_half[0]),
-                        second_buffer,
-                    )
-                })
-                .ok()
-        });
+        let second = helper_thread("pop1d-count")
+            .spawn_scoped(scope, || {
+                count_range(
+                    file,
+                    half..size,
+                    Counter::after(before_half[0]),
+                    second_buffer,
+                )
+            })
+            .ok();
         let first = count_range(file, 0..half, Counter::default(), read);
         let second = match second {
             Some(thread) => thread

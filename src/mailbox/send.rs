@@ -85,7 +85,7 @@ impl Transfer<'_> {
         let (empty_tx, empty_rx) = sync_channel::<Vec<u8>>(SEND_BUFFERS);
         std::thread::scope(|scope| {
             let mut reader = Reader::new(self, read);
-            helper_thread("pop1d-read")?
+            helper_thread("pop1d-read")
                 .spawn_scoped(scope, move || {
                     // Ends at the last piece, or when the writer has gone.
                     while let Ok(wire) = empty_rx.recv() {
