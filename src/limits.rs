@@ -87,10 +87,11 @@ pub const UNCACHE_STEP: u64 = 2 << 20;
 pub const THREAD_STACK: usize = 128 * 1024;
 
 /// Address space that must still be free before the greeting, and once a
-/// transaction's buffers are taken: for the helper threads' stacks and the small
-/// allocations that follow (a password check's 32 KiB, paths, log lines), any of
-/// which, failing, would abort pop1d, perhaps with its locks held. 1 MiB of it:
-/// when the heap cannot grow by `brk`, glibc's malloc maps 1 MiB at once.
+/// transaction's buffers are taken: for at most two helper threads at once (each
+/// 132 KiB of stack and guard page, and 12 KiB of Rust's signal stack) and the
+/// small allocations that follow (a password check's 32 KiB, paths, log lines),
+/// any of which, failing, would abort pop1d, perhaps with its locks held. What
+/// the threads leave, about 990 KiB, is far more than those allocations take.
 pub const ALLOCATION_HEADROOM: usize = 2 * THREAD_STACK + (1 << 20);
 
 /// Allocations below this size come from malloc's heap: all of a transaction's
