@@ -7,16 +7,23 @@
 //! - [`store`] and [`auth`]: who may log in, and which mailbox is theirs;
 //! - [`mailbox`]: mbox files: open, count, send with CR LF, delete in place;
 //! - [`lock`]: the one module that locks a mailbox (fcntl, dot-lock, flock);
-//! - [`memory`], beside them all: buffers, helper threads and room checks that
-//!   fail with an error where an allocation would abort.
+//! - [`memory`], beside them all: large buffers and room checks that fail with
+//!   an error where an allocation would abort.
+//!
+//! The types that cross the session's boundary are in [`boundary`]; an
+//! in-memory world for tests and fuzzing is in `testing` (feature `testing`).
+//! pop1d never starts a thread: periodic work (touching a dot-lock) is a
+//! deadline in the same poll(2) loop that waits for the client.
 //!
 //! Data goes down once and comes back once: the session never reaches past the
 //! mailbox layer into locks, and the lock module never knows about the protocol.
 
 pub mod auth;
+pub mod boundary;
 pub mod cli;
 pub mod command;
 pub mod edge;
+pub mod fileid;
 pub mod limits;
 pub mod lines;
 pub mod lock;
@@ -24,4 +31,6 @@ pub mod mailbox;
 pub mod memory;
 pub mod session;
 pub mod store;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod username;

@@ -1,9 +1,31 @@
 //! Every tunable of pop1d in one place, each with the reason for its value.
 //!
-//! Options on the command line override the defaults named `DEFAULT_*`; the other
-//! values are fixed limits that keep memory flat and behaviour predictable.
+//! Two kinds: the defaults of options an operator may change on the command line
+//! (`DEFAULT_*`, first), and fixed limits that keep memory flat and behaviour
+//! predictable (after them). Figures behind the values are measured by
+//! `contrib/bench/run` and kept in `contrib/bench/README.md`.
 
 use std::time::Duration;
+
+// ---------------------------------------------------------------------------
+// Defaults of options an operator may change.
+
+/// Idle time after which a silent client, or one that stopped reading, is dropped.
+/// Ten minutes is RFC 1939's minimum for POP3 and what popa3d and Dovecot use.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// How long RETR/RDEL waits for a mailbox that somebody else has locked. Thirty
+/// seconds outlasts any delivery; a client waiting longer has likely given up.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The pause after a failed PASS, which makes guessing passwords slow.
+pub const DEFAULT_AUTH_DELAY: Duration = Duration::from_secs(2);
+
+/// Failed logins one session may make before it is closed (fail2ban counts the rest).
+pub const DEFAULT_MAX_AUTH_FAILURES: u32 = 3;
+
+// ---------------------------------------------------------------------------
+// Fixed limits.
 
 /// The longest client line, terminator included (PROTOCOL.md). A password or a user
 /// name never needs more, and a fixed bound keeps memory flat whatever a client sends.
@@ -20,20 +42,6 @@ pub const LINGER: Duration = Duration::from_secs(2);
 /// The longest user name that may become part of a path (PROTOCOL.md).
 pub const MAX_USER_NAME: usize = 64;
 
-/// Idle time after which a silent client, or one that stopped reading, is dropped.
-/// Ten minutes is RFC 1939's minimum for POP3 and what popa3d and Dovecot use.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);
-
-/// How long RETR/RDEL waits for a mailbox that somebody else has locked. Thirty
-/// seconds outlasts any delivery; a client waiting longer has likely given up.
-pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The pause after a failed PASS, which makes guessing passwords slow.
-pub const DEFAULT_AUTH_DELAY: Duration = Duration::from_secs(2);
-
-/// Failed logins one session may make before it is closed (fail2ban counts the rest).
-pub const DEFAULT_MAX_AUTH_FAILURES: u32 = 3;
-
 /// Backoff between two tries at the mailbox locks: randomised inside this range so
 /// that two waiters do not retry in step (liblockfile and Dovecot do the same).
 pub const LOCK_RETRY_MIN: Duration = Duration::from_millis(20);
@@ -42,8 +50,10 @@ pub const LOCK_RETRY_MAX: Duration = Duration::from_millis(200);
 /// A dot-lock not modified for this long is stale (PROTOCOL.md; liblockfile's value).
 pub const DOTLOCK_STALE_AGE: Duration = Duration::from_secs(300);
 
-/// How often pop1d touches a dot-lock it holds. PROTOCOL.md asks for at least every
-/// 60 s; half that leaves room for a slow disk or a busy machine.
+/// How often pop1d touches a dot-lock it holds, from the same loop that waits for
+/// the client. PROTOCOL.md asks for at least every 60 s; half that leaves room for
+/// a slow disk or a busy machine. Tests shorten it through the environment
+/// variable `POP1D_TEST_DOTLOCK_REFRESH_MS`.
 pub const DOTLOCK_REFRESH: Duration = Duration::from_secs(30);
 
 /// The most rounds RCVD may take to shift mail that a writer ignoring the lock
@@ -60,20 +70,15 @@ pub const PIPE_BUFFER: i32 = 1 << 20;
 
 /// The chunk read from a mailbox file while counting or sending: with its encoded
 /// copy (up to twice as large) it still fits a typical L2 cache, and per byte the
-/// system calls cost little. Measured on a 1 GiB mailbox, with pop1d and its reader
-/// on one CPU: 32 KiB 0.61 s, 128 KiB 0.51 s, 256 KiB 0.49 s, 512 KiB 0.49 s.
+/// system calls cost little; smaller chunks cost measurably more, larger ones
+/// gain nothing (`contrib/bench/README.md`).
 pub const MAILBOX_CHUNK: usize = 256 * 1024;
 
-/// From this size up, with more than one CPU, a mailbox's two halves are counted
-/// in two threads at once (RDEL -> #count of 1 GiB in `contrib/bench/run` on the
-/// build machine: 82 ms in one thread, 46 ms in two); below it a thread costs
-/// more than it saves.
-pub const COUNT_IN_TWO_FROM: u64 = 8 << 20;
-
-/// Encoded chunks in flight between the thread that reads and encodes a mailbox
-/// and the one that writes it to the client: one being written, one being
-/// filled, one ready, so that neither thread waits on a short stall of the other.
-pub const SEND_BUFFERS: usize = 3;
+/// How many of the last counted bytes RCVD reads again, when the mailbox has
+/// grown, to see that the counted mail still ends where it did before deleting
+/// it (a writer that ignores the locks may have rewritten the file). One page's
+/// read, whatever the mailbox's size.
+pub const RCVD_CHECKED_TAIL: usize = 1024;
 
 /// RDEL drops sent mailbox pages from the page cache in ranges of this size,
 /// aligned to it: the largest page cache folio on x86-64 and arm64 with 4 KiB
@@ -81,21 +86,9 @@ pub const SEND_BUFFERS: usize = 3;
 /// dropped.
 pub const UNCACHE_STEP: u64 = 2 << 20;
 
-/// The stack of each helper thread (the dot-lock refresher, the second counting
-/// thread, the reading thread). They call nothing deep; Rust's default of 2 MiB
-/// each would, under an address-space limit, take room the session needs.
-pub const THREAD_STACK: usize = 128 * 1024;
-
 /// Address space that must still be free before the greeting, and once a
-/// transaction's buffers are taken: for at most two helper threads at once (each
-/// 132 KiB of stack and guard page, and 12 KiB of Rust's signal stack) and the
-/// small allocations that follow (a password check's 32 KiB, paths, log lines),
-/// any of which, failing, would abort pop1d, perhaps with its locks held. What
-/// the threads leave, about 990 KiB, is far more than those allocations take.
-pub const ALLOCATION_HEADROOM: usize = 2 * THREAD_STACK + (1 << 20);
-
-/// Allocations below this size come from malloc's heap: all of a transaction's
-/// buffers. A 1 GiB RETR on one CPU, medians of 9 alternating runs: 0.493 s
-/// with the buffers on the heap, 0.505 s with each in a mapping of its own
-/// (glibc's 128 KiB default).
-pub const MALLOC_MMAP_THRESHOLD: usize = 4 << 20;
+/// transaction's buffers are taken: for the small allocations that follow (a
+/// password check's 32 KiB, paths, log lines, malloc growing its heap in
+/// 128 KiB steps), any of which, failing, would abort pop1d, perhaps with its
+/// locks held. Many times what they take.
+pub const ALLOCATION_HEADROOM: usize = 1 << 20;

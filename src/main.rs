@@ -29,7 +29,6 @@ struct StartError {
 }
 
 fn main() -> ExitCode {
-    pop1d::memory::set_up_malloc();
     let request = match cli::parse(std::env::args_os().skip(1)) {
         Ok(request) => request,
         Err(bad) => {
@@ -71,19 +70,22 @@ fn main() -> ExitCode {
             );
         }
     };
-    let store = match prepare(&options, &stop, &mut log) {
-        Ok(store) => store,
+    let (store, passwd) = match prepare(&options, &stop, &mut log) {
+        Ok(prepared) => prepared,
         Err(error) => return refuse(&mut log, error),
     };
     let rip = peer::client_address();
     log.line(Level::Info, &format!("connect: rip={rip}"));
+    let refresh = store.locks.refresh;
     let mut session = Session::new(store, options.max_auth_failures);
+    let mut verify = |credentials: &_| pop1d::store::verify(passwd.as_ref(), credentials);
     let mut edges = Edges {
-        input: ClientInput::stdin(options.timeout, stop.clone()),
-        output: ClientOutput::stdout(options.timeout, stop),
+        input: ClientInput::stdin(options.timeout, refresh, stop.clone()),
+        output: ClientOutput::stdout(options.timeout, refresh, stop),
         log: &mut log,
         rip: &rip,
         auth_delay: options.auth_delay,
+        verify: &mut verify,
     };
     let end = serve(&mut session, &mut edges);
     drop(edges);
@@ -98,7 +100,11 @@ fn main() -> ExitCode {
 }
 
 /// Everything before the greeting: the passwd-file, then the privilege switch.
-fn prepare(options: &Options, stop: &Stop, log: &mut Log) -> Result<FileStore, StartError> {
+fn prepare(
+    options: &Options,
+    stop: &Stop,
+    log: &mut Log,
+) -> Result<(FileStore, Option<PasswdFile>), StartError> {
     let passwd = match &options.passwd_file {
         Some(path) => {
             let (file, warnings) = PasswdFile::load(path).map_err(|e| StartError {
@@ -123,15 +129,30 @@ fn prepare(options: &Options, stop: &Stop, log: &mut Log) -> Result<FileStore, S
             pop1d::limits::ALLOCATION_HEADROOM >> 10
         )),
     })?;
-    Ok(FileStore {
-        passwd,
+    let store = FileStore {
         template: options.mailbox.clone(),
         locks: lock::Config {
             methods: options.locks,
             timeout: options.lock_timeout,
             cancel: stop.flag(),
+            refresh: dotlock_refresh(),
         },
-    })
+    };
+    Ok((store, passwd))
+}
+
+/// [`pop1d::limits::DOTLOCK_REFRESH`], or what a test asks for through
+/// `POP1D_TEST_DOTLOCK_REFRESH_MS` (10 ms to 60 s), so that it need not wait
+/// half a minute to see a refresh.
+fn dotlock_refresh() -> std::time::Duration {
+    std::env::var("POP1D_TEST_DOTLOCK_REFRESH_MS")
+        .ok()
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .filter(|ms| (10..=60_000).contains(ms))
+        .map_or(
+            pop1d::limits::DOTLOCK_REFRESH,
+            std::time::Duration::from_millis,
+        )
 }
 
 fn drop_privileges(options: &Options) -> Result<()> {

@@ -496,3 +496,66 @@ fn locks_option_two_methods() {
     s.cmd("QUIT");
     s.expect_ok();
 }
+
+// --- the dot-lock kept fresh from the session's own loop ------------------------
+
+fn lock_age(env: &TestEnv) -> Duration {
+    let modified = fs::symlink_metadata(env.lock_path("fred"))
+        .expect("the dot-lock is held")
+        .modified()
+        .unwrap();
+    std::time::SystemTime::now()
+        .duration_since(modified)
+        .unwrap_or_default()
+}
+
+/// Make the held lock look ten minutes old, then see pop1d bring it back to now
+/// within a few refresh intervals (shortened to 100 ms for the test).
+fn assert_refreshed(env: &TestEnv, when: &str) {
+    touch_old(&env.lock_path("fred"));
+    assert!(lock_age(env) > Duration::from_secs(300), "{when}: not aged");
+    wait_until(
+        Duration::from_secs(5),
+        || lock_age(env) < Duration::from_secs(5),
+        &format!("the dot-lock touched again ({when})"),
+    );
+}
+
+#[test]
+fn a_held_dotlock_is_touched_while_the_client_is_idle_and_while_it_stalls() {
+    // Idle: a transaction is open and the client sends nothing.
+    let env = TestEnv::new().env("POP1D_TEST_DOTLOCK_REFRESH_MS", "100");
+    env.write_mailbox("fred", &data());
+    let mut s = Session::spawn(env.command());
+    s.login("fred", FRED_PASS);
+    s.cmd("RDEL fred");
+    s.expect_count();
+    assert_refreshed(&env, "idle after RDEL");
+    s.cmd("RCEV");
+    s.read_exact(crlf(&data()).len());
+    assert_refreshed(&env, "idle after RCEV");
+    s.cmd("RCVD");
+    s.expect_ok();
+    s.cmd("QUIT");
+    s.expect_ok();
+    assert_eq!(s.wait_exit(DEFAULT_WAIT).code(), Some(0));
+    assert_all_locks_free(&env.mailbox_path("fred"));
+
+    // Stalled: RCEV of more than the pipe holds, and the client stops reading.
+    let env = TestEnv::new().env("POP1D_TEST_DOTLOCK_REFRESH_MS", "100");
+    let big = bulk_mailbox(8 << 20);
+    env.write_mailbox("fred", &big);
+    let mut s = Session::spawn(env.command());
+    s.login("fred", FRED_PASS);
+    s.cmd("RETR fred");
+    let count = s.expect_count();
+    s.cmd("RCEV");
+    let mut got = s.read_exact(1 << 20);
+    assert_refreshed(&env, "client not reading mid-RCEV");
+    got.extend(s.read_exact(count - got.len()));
+    assert!(got == crlf(&big), "data differs");
+    s.cmd("QUIT");
+    s.expect_ok();
+    assert_eq!(s.wait_exit(DEFAULT_WAIT).code(), Some(0));
+    assert_all_locks_free(&env.mailbox_path("fred"));
+}

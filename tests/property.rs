@@ -13,6 +13,27 @@ use pop1d::limits::DELETE_MAX_ROUNDS;
 use pop1d::lock::{self, Methods};
 use pop1d::mailbox::{Mbox, Template};
 use pop1d::session::{Action, Backend, Mode, OpenError, Reply, Session, Verdict};
+
+/// The session's password checks, answered: fred's password is "secret".
+fn answered(session: &mut Session<TestStore>, actions: Vec<Action>) -> Vec<Action> {
+    let mut done = Vec::new();
+    for action in actions {
+        match action {
+            Action::Verify(credentials) => {
+                let granted = credentials.user.as_deref() == Some("fred")
+                    && *credentials.password == b"secret";
+                let verdict = if granted {
+                    Verdict::Granted
+                } else {
+                    Verdict::Denied
+                };
+                done.extend(session.verdict(verdict));
+            }
+            other => done.push(other),
+        }
+    }
+    done
+}
 use proptest::prelude::*;
 
 struct TestStore {
@@ -22,13 +43,6 @@ struct TestStore {
 
 impl Backend for TestStore {
     type Mailbox = Mbox;
-    fn verify(&mut self, user: Option<&str>, password: &[u8]) -> Verdict {
-        if user == Some("fred") && password == b"secret" {
-            Verdict::Granted
-        } else {
-            Verdict::Denied
-        }
-    }
     fn open(&mut self, user: &str, mode: Mode) -> Result<Mbox, OpenError> {
         Mbox::open(
             &self.template.resolve(user).expect("safe name"),
@@ -137,6 +151,7 @@ fn new_session(dir: &Path) -> Session<TestStore> {
             cancel: Default::default(),
             methods: Methods::ALL,
             timeout: Duration::ZERO,
+            refresh: pop1d::limits::DOTLOCK_REFRESH,
         },
     };
     Session::new(store, u32::MAX)
@@ -154,12 +169,14 @@ fn run(initial: Vec<u8>, ops: Vec<Op>) -> Result<(), TestCaseError> {
         let got: Vec<Reply> = match &op {
             Op::Login => {
                 let mut r = replies(&session.handle_line(b"USER fred"));
-                r.extend(replies(&session.handle_line(b"PASS secret")));
+                let actions = session.handle_line(b"PASS secret");
+                r.extend(replies(&answered(&mut session, actions)));
                 r
             }
             Op::WrongPassword => {
                 let mut r = replies(&session.handle_line(b"user fred"));
-                r.extend(replies(&session.handle_line(b"pass wrong")));
+                let actions = session.handle_line(b"pass wrong");
+                r.extend(replies(&answered(&mut session, actions)));
                 r
             }
             Op::Retr => replies(&session.handle_line(&line("RETR fred"))),

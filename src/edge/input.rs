@@ -28,42 +28,61 @@ pub struct ClientInput {
     stdin: std::io::Stdin,
     buffer: LineBuffer,
     timeout: Duration,
+    /// How often a long wait for the client wakes to keep the mailbox's locks.
+    tick: Duration,
     stop: Stop,
 }
 
 impl ClientInput {
-    pub fn stdin(timeout: Duration, stop: Stop) -> ClientInput {
+    pub fn stdin(timeout: Duration, tick: Duration, stop: Stop) -> ClientInput {
         ClientInput {
             stdin: std::io::stdin(),
             buffer: LineBuffer::default(),
             timeout,
+            tick,
             stop,
         }
     }
 
-    /// The next line or event. `before_waiting` runs before the first blocking wait,
-    /// so queued replies reach the client before we wait for its answer.
-    pub fn next(&mut self, mut before_waiting: impl FnMut()) -> Input {
-        let mut deadline = None;
+    /// Begin with input that was already read (by another process, before a
+    /// login), as if it had just arrived. At most one input buffer of it.
+    pub fn with_unread(mut self, unread: &[u8]) -> ClientInput {
+        let space = self.buffer.space();
+        let n = space.len().min(unread.len());
+        space[..n].copy_from_slice(&unread[..n]);
+        self.buffer.filled(n);
+        self
+    }
+
+    /// The next line or event that needs no waiting: one already read, or a
+    /// signal's request to stop. `None` when pop1d must wait for the client.
+    pub fn ready(&mut self) -> Option<Input> {
+        // Before lines already read, too: a client that sent a long script
+        // must not keep pop1d running after a signal.
+        if self.stop.requested() {
+            return Some(Input::Terminated);
+        }
+        match self.buffer.next_line() {
+            Next::Line(range) => Some(Input::Line(range)),
+            Next::TooLong => Some(Input::TooLong),
+            Next::NeedMore => None,
+        }
+    }
+
+    /// Wait for the next line or event, calling `keep_alive` now and then.
+    pub fn wait(&mut self, keep_alive: &mut dyn FnMut()) -> Input {
+        let deadline = Instant::now() + self.timeout;
         loop {
-            // Before lines already read, too: a client that sent a long script
-            // must not keep pop1d running after a signal.
-            if self.stop.requested() {
-                return Input::Terminated;
+            if let Some(input) = self.ready() {
+                return input;
             }
-            match self.buffer.next_line() {
-                Next::Line(range) => return Input::Line(range),
-                Next::TooLong => return Input::TooLong,
-                Next::NeedMore => {}
-            }
-            let deadline = *deadline.get_or_insert_with(|| {
-                before_waiting();
-                Instant::now() + self.timeout
-            });
-            match self
-                .stop
-                .wait(self.stdin.as_fd(), PollFlags::POLLIN, deadline)
-            {
+            match self.stop.wait_keeping_alive(
+                self.stdin.as_fd(),
+                PollFlags::POLLIN,
+                deadline,
+                self.tick,
+                keep_alive,
+            ) {
                 Wait::Ready => {}
                 Wait::TimedOut => return Input::TimedOut,
                 Wait::Stopped => return Input::Terminated,

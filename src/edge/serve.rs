@@ -1,4 +1,9 @@
 //! The session loop: client lines in, the session's actions carried out.
+//!
+//! Thin: every protocol decision is the session's. This loop decides only what
+//! the outside world did (a line, silence, a signal, a failed write) and hands it
+//! on in the session's own terms. It never drops a reply while the session goes
+//! on: a reply that cannot be written ends the session.
 
 use std::time::Duration;
 
@@ -6,7 +11,7 @@ use super::input::{ClientInput, Input};
 use super::log::{Level, Log};
 use super::output::ClientOutput;
 use crate::limits::{LINGER, MAX_LINE};
-use crate::session::{Action, Backend, End, Session, GREETING};
+use crate::session::{Action, Backend, Credentials, End, Session, Verdict, GREETING};
 
 pub struct Edges<'a> {
     pub input: ClientInput,
@@ -14,30 +19,34 @@ pub struct Edges<'a> {
     pub log: &'a mut Log,
     pub rip: &'a str,
     pub auth_delay: Duration,
+    /// Answers the session's password checks.
+    pub verify: &'a mut dyn FnMut(&Credentials) -> Verdict,
 }
 
-/// Serve one session to its end; returns how it ended.
+/// Serve one session to its end, beginning with the greeting; returns how it
+/// ended.
 pub fn serve<B: Backend>(session: &mut Session<B>, edges: &mut Edges<'_>) -> End {
     edges.output.queue(&GREETING);
+    resume(session, edges)
+}
+
+/// Serve a session that is already under way (one that logged in elsewhere).
+pub fn resume<B: Backend>(session: &mut Session<B>, edges: &mut Edges<'_>) -> End {
     loop {
-        let output = &mut edges.output;
-        let actions = match edges.input.next(|| {
-            // A failed flush shows up again at the next write; waiting for input
-            // then ends with end of input or the timeout.
-            let _ = std::io::Write::flush(output);
-        }) {
-            Input::Line(range) => session.handle_line(edges.input.line(range)),
-            Input::TooLong => session.line_too_long(),
-            Input::EndOfInput => session.end_of_input(),
-            Input::TimedOut => session.timed_out(),
-            Input::Terminated => session.stop(End::Terminated),
-            Input::Failed(error) => {
+        let actions = match next_input(session, edges) {
+            Ok(Input::Line(range)) => session.handle_line(edges.input.line(range)),
+            Ok(Input::TooLong) => session.line_too_long(),
+            Ok(Input::EndOfInput) => session.end_of_input(),
+            Ok(Input::TimedOut) => session.timed_out(),
+            Ok(Input::Terminated) => stop(session, End::Terminated),
+            Ok(Input::Failed(error)) => {
                 edges.log.line(
                     Level::Warning,
                     &format!("cannot read from the client: {error}"),
                 );
-                session.stop(End::ClientGone)
+                stop(session, End::ClientGone)
             }
+            Err(end) => stop(session, end),
         };
         if let Some(end) = perform(session, actions, edges) {
             if edges.output.shutdown_write() {
@@ -46,6 +55,20 @@ pub fn serve<B: Backend>(session: &mut Session<B>, edges: &mut Edges<'_>) -> End
             return end;
         }
     }
+}
+
+/// The next input; before waiting for the client, the replies so far go out.
+/// `Err` when they cannot: the session must end so.
+fn next_input<B: Backend>(session: &mut Session<B>, edges: &mut Edges<'_>) -> Result<Input, End> {
+    if let Some(input) = edges.input.ready() {
+        return Ok(input);
+    }
+    let mut keep_alive = || session.keep_alive();
+    edges
+        .output
+        .flush(&mut keep_alive)
+        .map_err(|failure| failure.end())?;
+    Ok(edges.input.wait(&mut keep_alive))
 }
 
 fn perform<B: Backend>(
@@ -58,16 +81,34 @@ fn perform<B: Backend>(
         match action {
             Action::Reply(reply) => edges.output.queue(&reply),
             Action::Log(event) => edges.log.event(&event, edges.rip),
+            Action::Verify(credentials) => {
+                let verdict = (edges.verify)(&credentials);
+                drop(credentials);
+                pending.extend(session.verdict(verdict));
+            }
             Action::AuthDelay => {
-                let _ = std::io::Write::flush(&mut edges.output);
+                if let Err(failure) = edges.output.flush(&mut || session.keep_alive()) {
+                    pending = stop(session, failure.end()).into();
+                    continue;
+                }
                 std::thread::sleep(edges.auth_delay);
             }
             Action::SendMail => pending.extend(session.send_mail(&mut edges.output)),
             Action::Close(end) => {
-                let _ = std::io::Write::flush(&mut edges.output);
+                let _ = edges.output.flush(&mut || {});
                 return Some(end);
             }
         }
     }
     None
+}
+
+/// End the session for a reason outside the protocol: the session's own
+/// actions, and a close in any case (a closed session has none left to give).
+fn stop<B: Backend>(session: &mut Session<B>, end: End) -> Vec<Action> {
+    let mut actions = session.stop(end);
+    if !matches!(actions.last(), Some(Action::Close(_))) {
+        actions.push(Action::Close(end));
+    }
+    actions
 }

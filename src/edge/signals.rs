@@ -97,6 +97,27 @@ impl Stop {
     }
 }
 
+impl Stop {
+    /// [`Stop::wait`], waking every `tick` meanwhile to call `keep_alive`: how a
+    /// held mailbox's dot-lock stays fresh while pop1d waits for the client.
+    pub fn wait_keeping_alive(
+        &self,
+        fd: BorrowedFd<'_>,
+        events: PollFlags,
+        deadline: Instant,
+        tick: Duration,
+        keep_alive: &mut dyn FnMut(),
+    ) -> Wait {
+        loop {
+            let next_tick = Instant::now() + tick;
+            match self.wait(fd, events, deadline.min(next_tick)) {
+                Wait::TimedOut if Instant::now() < deadline => keep_alive(),
+                other => return other,
+            }
+        }
+    }
+}
+
 /// A poll(2) timeout from a duration, rounded up to whole milliseconds.
 fn poll_timeout(left: Duration) -> PollTimeout {
     let millis = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;

@@ -2,20 +2,24 @@
 //! our pid into a uniquely named temp file beside the mailbox, `link()` it to the
 //! lock name, and trust the link count of the temp file rather than link()'s return
 //! value. A lock whose pid is not running on this host, or that has not been
-//! modified for five minutes, is stale and is broken. While held, a thread touches
-//! the lock so that others never take it for stale.
+//! modified for five minutes, is stale and is broken; so is a lock with no pid in
+//! it (its writer ran out of disk), by its age alone, as Dovecot and Postfix judge
+//! it. While held, the lock is touched whenever the session's own loop finds a
+//! refresh due ([`DotLock::refresh_if_due`]): no thread does it.
 //!
-//! It must never remove a lock file that is not ours, and never leave its temp
-//! file behind.
+//! Temp files that a killed session left beside the mailbox are removed by the
+//! next session that takes the lock, when their pid is dead or they are stale.
+//!
+//! It must never remove a lock file that is not ours, and never leave its own
+//! temp file behind.
 
+use std::cell::Cell;
 use std::ffi::OsString;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, RecvTimeoutError, Sender};
-use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use nix::errno::Errno;
 use nix::sys::signal::kill;
@@ -23,15 +27,18 @@ use nix::sys::stat::{utimensat, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use nix::unistd::Pid;
 
-use crate::limits::{DOTLOCK_REFRESH, DOTLOCK_STALE_AGE};
-use crate::memory::helper_thread;
+use crate::fileid::FileId;
+use crate::limits::DOTLOCK_STALE_AGE;
 
-/// A held dot-lock. Dropping it stops the refresh and removes the lock file.
+/// A held dot-lock. Dropping it removes the lock file.
 #[derive(Debug)]
 pub struct DotLock {
     path: PathBuf,
-    identity: (u64, u64),
-    refresher: Option<(Sender<()>, JoinHandle<()>)>,
+    identity: FileId,
+    /// False when the disk was too full to write our pid into it.
+    has_pid: bool,
+    refresh: Duration,
+    touched: Cell<Instant>,
 }
 
 /// The lock file's name for a mailbox: the mailbox path with `.lock` appended.
@@ -41,12 +48,9 @@ pub fn lock_path(mailbox: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Try once to take the dot-lock of `mailbox`. `Ok(None)` when somebody holds it.
-pub fn try_lock(mailbox: &Path) -> io::Result<Option<DotLock>> {
-    try_lock_refreshed_every(mailbox, DOTLOCK_REFRESH)
-}
-
-fn try_lock_refreshed_every(mailbox: &Path, refresh: Duration) -> io::Result<Option<DotLock>> {
+/// Try once to take the dot-lock of `mailbox`, to be touched every `refresh`.
+/// `Ok(None)` when somebody holds it.
+pub fn try_lock(mailbox: &Path, refresh: Duration) -> io::Result<Option<DotLock>> {
     let lock = lock_path(mailbox);
     let temp = TempFile::create(mailbox)?;
     // Two tries: the second after breaking a stale lock.
@@ -56,12 +60,23 @@ fn try_lock_refreshed_every(mailbox: &Path, refresh: Duration) -> io::Result<Opt
         let ours = match fs::symlink_metadata(&temp.path) {
             Ok(meta) => meta.nlink() == 2,
             Err(error) => {
-                remove_if_ours(&lock, temp.identity);
+                remove_if_ours(&lock, temp.identity, temp.has_pid);
                 return Err(error);
             }
         };
         match linked {
-            _ if ours => return Ok(Some(DotLock::held(lock, temp.identity, refresh))),
+            _ if ours => {
+                let held = DotLock {
+                    path: lock,
+                    identity: temp.identity,
+                    has_pid: temp.has_pid,
+                    refresh,
+                    touched: Cell::new(Instant::now()),
+                };
+                drop(temp);
+                remove_leftover_temp_files(mailbox);
+                return Ok(Some(held));
+            }
             Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
                 if !break_if_stale(&lock)? {
                     return Ok(None);
@@ -69,7 +84,7 @@ fn try_lock_refreshed_every(mailbox: &Path, refresh: Duration) -> io::Result<Opt
             }
             Err(error) => return Err(error),
             Ok(()) => {
-                remove_if_ours(&lock, temp.identity);
+                remove_if_ours(&lock, temp.identity, temp.has_pid);
                 return Err(io::Error::other("dot-lock link count is not 2"));
             }
         }
@@ -78,50 +93,46 @@ fn try_lock_refreshed_every(mailbox: &Path, refresh: Duration) -> io::Result<Opt
 }
 
 impl DotLock {
-    fn held(path: PathBuf, identity: (u64, u64), refresh: Duration) -> DotLock {
-        let (stop, stopped) = mpsc::channel::<()>();
-        let touched = path.clone();
-        // Without the thread (a process or memory limit) the lock is held all
-        // the same, untouched: a session longer than the stale age may lose it.
-        let refresher = helper_thread("dotlock-refresh")
-            .spawn(move || {
-                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(refresh) {
-                    touch_if_ours(&touched, identity);
-                }
-            })
-            .ok()
-            .map(|handle| (stop, handle));
-        DotLock {
-            path,
-            identity,
-            refresher,
+    /// Touch the lock file if the refresh interval has passed since the last
+    /// touch, so that nobody takes it for stale. Cheap otherwise.
+    pub fn refresh_if_due(&self) {
+        let now = Instant::now();
+        if now.duration_since(self.touched.get()) >= self.refresh {
+            touch_if_ours(&self.path, self.identity);
+            self.touched.set(now);
         }
     }
 }
 
 impl Drop for DotLock {
     fn drop(&mut self) {
-        if let Some((stop, handle)) = self.refresher.take() {
-            drop(stop);
-            let _ = handle.join();
-        }
-        remove_if_ours(&self.path, self.identity);
+        remove_if_ours(&self.path, self.identity, self.has_pid);
     }
 }
 
 /// Remove the lock file if it is still the one we made: the same inode, holding
-/// our pid (an inode number alone may have been reused by a newer lock).
-fn remove_if_ours(path: &Path, identity: (u64, u64)) {
-    if same_file(path, identity) && holder(path) == Some(std::process::id() as i32) {
+/// our pid (an inode number alone may have been reused by a newer lock), or
+/// still empty if the disk was too full for the pid.
+fn remove_if_ours(path: &Path, identity: FileId, has_pid: bool) {
+    let Ok(meta) = fs::symlink_metadata(path) else {
+        return;
+    };
+    let ours = FileId::of(&meta) == identity
+        && if has_pid {
+            holder(path) == Some(std::process::id() as i32)
+        } else {
+            meta.len() == 0
+        };
+    if ours {
         let _ = fs::remove_file(path);
     }
 }
 
-fn same_file(path: &Path, identity: (u64, u64)) -> bool {
-    fs::symlink_metadata(path).is_ok_and(|meta| (meta.dev(), meta.ino()) == identity)
+fn same_file(path: &Path, identity: FileId) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|meta| FileId::of(&meta) == identity)
 }
 
-fn touch_if_ours(path: &Path, identity: (u64, u64)) {
+fn touch_if_ours(path: &Path, identity: FileId) {
     if same_file(path, identity) {
         let now = TimeSpec::UTIME_NOW;
         let _ = utimensat(
@@ -142,15 +153,13 @@ fn break_if_stale(lock: &Path) -> io::Result<bool> {
         Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(true),
         Err(error) => return Err(error),
     };
-    let age = SystemTime::now()
-        .duration_since(meta.modified()?)
-        .unwrap_or_default();
-    let stale = age > DOTLOCK_STALE_AGE || holder_is_gone(lock);
+    // A lock with no pid (its writer's disk was full) is judged by age alone.
+    let stale = older_than_stale_age(&meta) || holder(lock).is_some_and(pid_is_gone);
     if !stale {
         return Ok(false);
     }
     // Remove only the file we judged, not one somebody made since.
-    if same_file(lock, (meta.dev(), meta.ino())) {
+    if same_file(lock, FileId::of(&meta)) {
         match fs::remove_file(lock) {
             Ok(()) => {}
             Err(error) if error.kind() == io::ErrorKind::NotFound => {}
@@ -160,12 +169,18 @@ fn break_if_stale(lock: &Path) -> io::Result<bool> {
     Ok(true)
 }
 
-/// True when the lock names a pid that is not running on this host.
-fn holder_is_gone(lock: &Path) -> bool {
-    match holder(lock) {
-        Some(pid) if pid > 0 => kill(Pid::from_raw(pid), None) == Err(Errno::ESRCH),
-        _ => false,
-    }
+fn older_than_stale_age(meta: &fs::Metadata) -> bool {
+    meta.modified().is_ok_and(|modified| {
+        SystemTime::now()
+            .duration_since(modified)
+            .unwrap_or_default()
+            > DOTLOCK_STALE_AGE
+    })
+}
+
+/// True when `pid` is not running on this host.
+fn pid_is_gone(pid: i32) -> bool {
+    pid > 0 && kill(Pid::from_raw(pid), None) == Err(Errno::ESRCH)
 }
 
 /// The pid written in a lock file, if it holds one.
@@ -184,22 +199,73 @@ fn holder(lock: &Path) -> Option<i32> {
         .ok()
 }
 
+/// This host's name as it stands in our temp files' names.
+fn host_part() -> String {
+    nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().replace(['/', '.'], "_"))
+        .unwrap_or_default()
+}
+
+/// The start of the names of the temp files for `mailbox`'s lock.
+fn temp_prefix(mailbox: &Path) -> String {
+    let base = mailbox.file_name().unwrap_or_default().to_string_lossy();
+    format!(".{base}.lock.")
+}
+
+/// Remove temp files of `mailbox`'s lock that a killed session left: those of
+/// a pid of this host that is gone, and any older than the stale age. Called
+/// while we hold the lock, so no live session of ours is making one for it.
+fn remove_leftover_temp_files(mailbox: &Path) {
+    let dir = mailbox.parent().unwrap_or(Path::new("."));
+    let prefix = temp_prefix(mailbox);
+    let host = host_part();
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+            continue;
+        };
+        // {host}.{pid}.{16 hex digits}: our own format, nothing else.
+        let mut parts = rest.rsplitn(3, '.');
+        let (Some(random), Some(pid), Some(its_host)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<i32>() else {
+            continue;
+        };
+        if random.len() != 16 || !random.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
+        let Ok(meta) = entry.path().symlink_metadata() else {
+            continue;
+        };
+        if !meta.is_file() || pid == std::process::id() as i32 {
+            continue;
+        }
+        if older_than_stale_age(&meta) || (its_host == host && pid_is_gone(pid)) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// The uniquely named file that is linked to the lock name; removed on drop.
 struct TempFile {
     path: PathBuf,
-    identity: (u64, u64),
+    identity: FileId,
+    has_pid: bool,
 }
 
 impl TempFile {
     fn create(mailbox: &Path) -> io::Result<TempFile> {
         let dir = mailbox.parent().unwrap_or(Path::new("."));
-        let base = mailbox.file_name().unwrap_or_default().to_string_lossy();
-        let host = nix::unistd::gethostname()
-            .map(|h| h.to_string_lossy().replace(['/', '.'], "_"))
-            .unwrap_or_default();
         let pid = std::process::id();
         let path = dir.join(format!(
-            ".{base}.lock.{host}.{pid}.{:016x}",
+            "{}{}.{pid}.{:016x}",
+            temp_prefix(mailbox),
+            host_part(),
             fastrand::u64(..)
         ));
         let mut file = OpenOptions::new()
@@ -210,13 +276,30 @@ impl TempFile {
             .open(&path)?;
         let mut temp = TempFile {
             path,
-            identity: (0, 0),
+            identity: FileId::default(),
+            has_pid: true,
         };
-        file.write_all(format!("{pid}\n").as_bytes())?;
         let meta = file.metadata()?;
-        temp.identity = (meta.dev(), meta.ino());
+        temp.identity = FileId::of(&meta);
+        match file.write_all(format!("{pid}\n").as_bytes()) {
+            Ok(()) => {}
+            // A full disk or a file-size limit: a lock without a pid is still a
+            // lock, and an RDEL is just what frees the disk.
+            Err(error) if is_out_of_room(&error) => {
+                temp.has_pid = false;
+                file.set_len(0)?;
+            }
+            Err(error) => return Err(error),
+        }
         Ok(temp)
     }
+}
+
+fn is_out_of_room(error: &io::Error) -> bool {
+    matches!(
+        error.raw_os_error(),
+        Some(libc::ENOSPC | libc::EDQUOT | libc::EFBIG)
+    )
 }
 
 impl Drop for TempFile {
@@ -230,25 +313,13 @@ mod tests {
     use super::*;
 
     fn age(path: &Path) -> Duration {
-        let modified = fs::metadata(path).unwrap().modified().unwrap();
+        let modified = fs::symlink_metadata(path).unwrap().modified().unwrap();
         SystemTime::now()
             .duration_since(modified)
             .unwrap_or_default()
     }
 
-    #[test]
-    fn a_held_lock_is_touched_and_removed_on_drop() {
-        let dir = tempfile::tempdir().unwrap();
-        let mailbox = dir.path().join("fred");
-        let held = try_lock_refreshed_every(&mailbox, Duration::from_millis(50))
-            .unwrap()
-            .unwrap();
-        let lock = lock_path(&mailbox);
-        assert_eq!(
-            fs::read_to_string(&lock).unwrap(),
-            format!("{}\n", std::process::id())
-        );
-        // Make it look ten minutes old; the refresher must bring it back to now.
+    fn make_old(path: &Path) {
         let old = TimeSpec::from(libc::timespec {
             tv_sec: SystemTime::now()
                 .duration_since(SystemTime::UNIX_EPOCH)
@@ -259,22 +330,95 @@ mod tests {
         });
         utimensat(
             nix::fcntl::AT_FDCWD,
-            &lock,
+            path,
             &old,
             &old,
             UtimensatFlags::NoFollowSymlink,
         )
         .unwrap();
-        assert!(age(&lock) > DOTLOCK_STALE_AGE);
-        std::thread::sleep(Duration::from_millis(300));
+    }
+
+    #[test]
+    fn a_held_lock_is_touched_when_due_and_removed_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let mailbox = dir.path().join("fred");
+        let held = try_lock(&mailbox, Duration::from_millis(200))
+            .unwrap()
+            .unwrap();
+        let lock = lock_path(&mailbox);
+        assert_eq!(
+            fs::read_to_string(&lock).unwrap(),
+            format!("{}\n", std::process::id())
+        );
+        // Make it look ten minutes old; a refresh that is not due leaves it.
+        make_old(&lock);
+        held.refresh_if_due();
+        assert!(age(&lock) > DOTLOCK_STALE_AGE, "touched before it was due");
+        std::thread::sleep(Duration::from_millis(250));
+        held.refresh_if_due();
         assert!(
             age(&lock) < Duration::from_secs(5),
             "the held lock was not touched"
         );
         // Somebody else cannot take it meanwhile: it is ours and alive.
-        assert!(try_lock(&mailbox).unwrap().is_none());
+        assert!(try_lock(&mailbox, Duration::from_secs(30))
+            .unwrap()
+            .is_none());
         drop(held);
         let left: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert!(left.is_empty(), "left behind: {left:?}");
+    }
+
+    #[test]
+    fn a_lock_without_a_pid_is_stale_by_age_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mailbox = dir.path().join("fred");
+        let lock = lock_path(&mailbox);
+        fs::write(&lock, b"").unwrap();
+        assert!(try_lock(&mailbox, DOTLOCK_STALE_AGE).unwrap().is_none());
+        make_old(&lock);
+        let held = try_lock(&mailbox, DOTLOCK_STALE_AGE).unwrap();
+        assert!(held.is_some(), "an old lock without a pid was not broken");
+    }
+
+    #[test]
+    fn leftover_temp_files_of_dead_sessions_are_removed_by_the_next_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let mailbox = dir.path().join("fred");
+        let prefix = temp_prefix(&mailbox);
+        let host = host_part();
+        let dead = format!("{prefix}{host}.999999999.0123456789abcdef");
+        let alive = format!("{prefix}{host}.1.0123456789abcdef");
+        let old_elsewhere = format!("{prefix}otherhost.1.0123456789abcdef");
+        let young_elsewhere = format!("{prefix}otherhost.2.0123456789abcdef");
+        let not_ours = format!("{prefix}{host}.999999999.xyz");
+        let other_mailbox = format!(".anne.lock.{host}.999999999.0123456789abcdef");
+        for name in [
+            &dead,
+            &alive,
+            &old_elsewhere,
+            &young_elsewhere,
+            &not_ours,
+            &other_mailbox,
+        ] {
+            fs::write(dir.path().join(name), b"1\n").unwrap();
+        }
+        make_old(&dir.path().join(&old_elsewhere));
+        let held = try_lock(&mailbox, DOTLOCK_STALE_AGE).unwrap().unwrap();
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        let mut expected = vec![
+            alive,
+            young_elsewhere,
+            not_ours,
+            other_mailbox,
+            "fred.lock".to_string(),
+        ];
+        expected.sort();
+        assert_eq!(left, expected);
+        drop(held);
     }
 }

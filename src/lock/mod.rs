@@ -64,6 +64,9 @@ pub struct Config {
     pub timeout: Duration,
     /// Stop trying as soon as this is set (a signal asked the server to stop).
     pub cancel: Arc<AtomicBool>,
+    /// How often a held dot-lock is touched, when [`LockedFile::keep_alive`] is
+    /// called often enough.
+    pub refresh: Duration,
 }
 
 /// Why a mailbox could not be locked.
@@ -104,6 +107,14 @@ impl LockedFile {
     pub fn file(&self) -> &File {
         &self.file
     }
+
+    /// Touch the dot-lock if its refresh is due. The caller's loops call this
+    /// between chunks of work and whenever a wait for the client wakes up.
+    pub fn keep_alive(&self) {
+        if let Some(dotlock) = &self.dotlock {
+            dotlock.refresh_if_due();
+        }
+    }
 }
 
 impl Drop for LockedFile {
@@ -122,7 +133,7 @@ pub fn lock(file: File, path: &Path, config: &Config) -> Result<LockedFile, Lock
         flock: false,
     };
     loop {
-        if try_all(&mut locked, path, config.methods)? {
+        if try_all(&mut locked, path, config)? {
             return Ok(locked);
         }
         release(&mut locked);
@@ -141,7 +152,8 @@ pub fn lock(file: File, path: &Path, config: &Config) -> Result<LockedFile, Lock
 }
 
 /// One non-blocking try at every lock, in order. `Ok(false)`: one is held elsewhere.
-fn try_all(locked: &mut LockedFile, path: &Path, methods: Methods) -> Result<bool, LockError> {
+fn try_all(locked: &mut LockedFile, path: &Path, config: &Config) -> Result<bool, LockError> {
+    let methods = config.methods;
     let failed = |what| move |error| LockError::Failed { what, error };
     if methods.fcntl {
         locked.fcntl = fcntl::try_lock(&locked.file).map_err(failed("fcntl"))?;
@@ -150,7 +162,7 @@ fn try_all(locked: &mut LockedFile, path: &Path, methods: Methods) -> Result<boo
         }
     }
     if methods.dotlock {
-        locked.dotlock = dotlock::try_lock(path).map_err(failed("dot-lock"))?;
+        locked.dotlock = dotlock::try_lock(path, config.refresh).map_err(failed("dot-lock"))?;
         if locked.dotlock.is_none() {
             return Ok(false);
         }

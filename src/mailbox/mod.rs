@@ -12,7 +12,7 @@ mod send;
 mod template;
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -20,10 +20,10 @@ use buffers::Buffers;
 pub use crlf::{Counter, Encoder};
 pub use template::Template;
 
-use crate::limits::{COUNT_IN_TWO_FROM, MAILBOX_CHUNK};
+use crate::fileid::{FileId, Stamp};
+use crate::limits::RCVD_CHECKED_TAIL;
 use crate::lock::{self, LockError, LockedFile};
-use crate::memory::helper_thread;
-use crate::session::{DeleteError, Mailbox, Mode, OpenError, SendError};
+use crate::session::{Client, DeleteError, Mailbox, Mode, OpenError, SendError};
 
 /// How often the mailbox may be found replaced after locking before giving up.
 const REPLACED_RETRIES: usize = 3;
@@ -33,27 +33,22 @@ const REPLACED_RETRIES: usize = 3;
 pub struct Mbox {
     path: PathBuf,
     /// `None` when the file does not exist.
-    locked: Option<LockedFile>,
-    /// `None` when the file does not exist.
-    buffers: Option<Buffers>,
-    /// The file's size when it was locked: the bytes that are counted and sent.
-    size: u64,
+    held: Option<Held>,
     count: u64,
-    identity: (u64, u64),
-    /// Modification and change times when it was locked.
-    stamp: Stamp,
-    mode: Mode,
 }
 
-type Stamp = (i64, i64, i64, i64);
-
-fn stamp(meta: &std::fs::Metadata) -> Stamp {
-    (
-        meta.mtime(),
-        meta.mtime_nsec(),
-        meta.ctime(),
-        meta.ctime_nsec(),
-    )
+/// What a mailbox that exists holds while it is open.
+#[derive(Debug)]
+struct Held {
+    locked: LockedFile,
+    buffers: Buffers,
+    /// The file's size when it was locked: the bytes that are counted and sent.
+    size: u64,
+    identity: FileId,
+    stamp: Stamp,
+    /// The last counted bytes, to see at RCVD that they still stand there.
+    tail: Vec<u8>,
+    mode: Mode,
 }
 
 impl Mbox {
@@ -68,21 +63,14 @@ impl Mbox {
                 Ok(None) => {
                     return Ok(Mbox {
                         path: path.into(),
-                        locked: None,
-                        buffers: None,
-                        size: 0,
+                        held: None,
                         count: 0,
-                        identity: (0, 0),
-                        stamp: (0, 0, 0, 0),
-                        mode,
                     })
                 }
                 Err(error) => return Err(failed("cannot open", &error)),
             };
             // Before locking: without memory, nobody else is kept waiting.
-            let read_ahead = more_than_one_cpu();
-            let mut buffers =
-                Buffers::allocate(read_ahead).map_err(|e| failed("no room for buffers", &e))?;
+            let mut buffers = Buffers::allocate().map_err(|e| failed("no room for buffers", &e))?;
             let locked = match lock::lock(file, path, locks) {
                 Ok(locked) => locked,
                 Err(LockError::Busy) => return Err(OpenError::Busy),
@@ -95,25 +83,28 @@ impl Mbox {
                 .file()
                 .metadata()
                 .map_err(|e| failed("cannot stat", &e))?;
-            let identity = (meta.dev(), meta.ino());
+            let identity = FileId::of(&meta);
             // While we waited for the lock the file may have been replaced (a
             // rename over it); then lock what the path names now.
             if !names_file(path, identity) {
                 continue;
             }
             let size = meta.len();
-            let two_threads = size >= COUNT_IN_TWO_FROM && read_ahead;
-            let count = count(locked.file(), size, two_threads, &mut buffers)
+            let count = count(locked.file(), size, &mut buffers.read)
                 .map_err(|e| failed("cannot read", &e))?;
+            let tail = last_bytes(locked.file(), size).map_err(|e| failed("cannot read", &e))?;
             return Ok(Mbox {
                 path: path.into(),
-                locked: Some(locked),
-                buffers: Some(buffers),
-                size,
+                held: Some(Held {
+                    locked,
+                    buffers,
+                    size,
+                    identity,
+                    stamp: Stamp::of(&meta),
+                    tail,
+                    mode,
+                }),
                 count,
-                identity,
-                stamp: stamp(&meta),
-                mode,
             });
         }
         Err(OpenError::Failed(format!(
@@ -151,7 +142,7 @@ fn open_regular(path: &Path) -> io::Result<Option<File>> {
     };
     let opened = file.metadata()?;
     check_plain_file(&opened)?;
-    if (opened.dev(), opened.ino()) != (seen.dev(), seen.ino()) {
+    if FileId::of(&opened) != FileId::of(&seen) {
         return Err(io::Error::other("was replaced while being opened"));
     }
     Ok(Some(file))
@@ -174,8 +165,8 @@ fn check_plain_file(meta: &std::fs::Metadata) -> io::Result<()> {
 }
 
 /// True when `path` still names the file with this (device, inode).
-fn names_file(path: &Path, identity: (u64, u64)) -> bool {
-    std::fs::symlink_metadata(path).is_ok_and(|meta| (meta.dev(), meta.ino()) == identity)
+fn names_file(path: &Path, identity: FileId) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|meta| FileId::of(&meta) == identity)
 }
 
 /// Read the next bytes of `range` (not empty) of `file`: as many as fit `buffer`.
@@ -197,67 +188,75 @@ fn read_chunk<'b>(
     Ok(&buffer[..got])
 }
 
-/// Whether this process may run on more than one CPU (its affinity mask and its
-/// cgroup's CPU quota), so that work split between two threads can overlap; on
-/// one CPU a second thread only adds hand-offs.
-fn more_than_one_cpu() -> bool {
-    std::thread::available_parallelism().is_ok_and(|cpus| cpus.get() > 1)
-}
-
-/// The octets on the wire for the first `size` bytes of `file`; with
-/// `two_threads`, the two halves are counted at once.
-fn count(file: &File, size: u64, two_threads: bool, buffers: &mut Buffers) -> io::Result<u64> {
-    let Buffers { read, wire } = buffers;
-    if !two_threads || size < 2 || wire.is_empty() {
-        return Ok(count_range(file, 0..size, Counter::default(), read)?.total());
-    }
-    // The copy out of the page cache, most of the counting pass's time, then
-    // runs on two CPUs. The second half is read into the first wire buffer,
-    // which is idle until the sending.
-    let half = size / 2;
-    let mut before_half = [0u8];
-    file.read_exact_at(&mut before_half, half - 1)?;
-    let second_buffer = &mut wire[0];
-    second_buffer.resize(MAILBOX_CHUNK, 0);
-    let (first, second) = std::thread::scope(|scope| {
-        let second = helper_thread("pop1d-count")
-            .spawn_scoped(scope, || {
-                count_range(
-                    file,
-                    half..size,
-                    Counter::after(before_half[0]),
-                    second_buffer,
-                )
-            })
-            .ok();
-        let first = count_range(file, 0..half, Counter::default(), read);
-        let second = match second {
-            Some(thread) => thread
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-            // No thread could be started (a process or memory limit): count
-            // it here.
-            None => count_range(file, half..size, Counter::after(before_half[0]), read),
-        };
-        (first, second)
-    });
-    wire[0].clear();
-    Ok(first?.followed_by(second?).total())
-}
-
-fn count_range(
-    file: &File,
-    range: std::ops::Range<u64>,
-    mut counter: Counter,
-    buffer: &mut [u8],
-) -> io::Result<Counter> {
-    let mut offset = range.start;
-    while offset < range.end {
-        let chunk = read_chunk(file, offset..range.end, buffer)?;
+/// The octets on the wire for the first `size` bytes of `file`.
+fn count(file: &File, size: u64, buffer: &mut [u8]) -> io::Result<u64> {
+    let mut counter = Counter::default();
+    let mut offset = 0;
+    while offset < size {
+        let chunk = read_chunk(file, offset..size, buffer)?;
         counter.feed(chunk);
         offset += chunk.len() as u64;
     }
-    Ok(counter)
+    Ok(counter.total())
+}
+
+/// The last [`RCVD_CHECKED_TAIL`] of the first `size` bytes of `file`, or all
+/// of them when there are fewer.
+fn last_bytes(file: &File, size: u64) -> io::Result<Vec<u8>> {
+    let len = size.min(RCVD_CHECKED_TAIL as u64);
+    let mut tail = vec![0; len as usize];
+    file.read_exact_at(&mut tail, size - len)?;
+    Ok(tail)
+}
+
+/// What stands where a message would begin in an mbox.
+const MESSAGE_START: &[u8] = b"From ";
+
+impl Held {
+    /// Why what is at the mailbox's path now is not what was counted and sent,
+    /// if it is not. Costs a few system calls, whatever the mailbox's size.
+    fn changed_since_count(&self, path: &Path) -> Option<String> {
+        if !names_file(path, self.identity) {
+            return Some("another file now stands at the mailbox's path".into());
+        }
+        let now = match self.locked.file().metadata() {
+            Ok(now) => now,
+            Err(error) => return Some(format!("cannot stat: {error}")),
+        };
+        // Same size but touched: a writer that ignores the lock rewrote it in
+        // place, and what is there now was not what was sent.
+        if now.len() == self.size && Stamp::of(&now) != self.stamp {
+            return Some(
+                "the mailbox was changed in place while it was locked (mtime or ctime moved)"
+                    .into(),
+            );
+        }
+        // Larger: mail appended after the counted bytes is kept, but only if the
+        // counted bytes still end where they did and a whole new message start
+        // follows. A rewrite that ignored the lock moves them; a few bytes that
+        // are not yet `From ` may be an append still under way. Either way
+        // nothing is deleted, and the mail comes again next time.
+        if now.len() > self.size {
+            let tail = self.tail.len() as u64;
+            let after = (now.len() - self.size).min(MESSAGE_START.len() as u64);
+            let mut seen = vec![0; (tail + after) as usize];
+            if let Err(error) = self
+                .locked
+                .file()
+                .read_exact_at(&mut seen, self.size - tail)
+            {
+                return Some(format!("cannot read: {error}"));
+            }
+            let (before, start) = seen.split_at(self.tail.len());
+            if before != self.tail.as_slice() || start != MESSAGE_START {
+                return Some(
+                    "the mailbox was rewritten while it was locked (the counted mail no longer ends where it did)"
+                        .into(),
+                );
+            }
+        }
+        None
+    }
 }
 
 impl Mailbox for Mbox {
@@ -265,18 +264,19 @@ impl Mailbox for Mbox {
         self.count
     }
 
-    fn send(&mut self, out: &mut dyn Write) -> Result<(), SendError> {
-        let (Some(locked), Some(buffers)) = (&self.locked, &mut self.buffers) else {
+    fn send(&mut self, client: &mut dyn Client) -> Result<(), SendError> {
+        let Some(held) = &mut self.held else {
             return Ok(());
         };
         let transfer = send::Transfer {
-            file: locked.file(),
-            size: self.size,
+            file: held.locked.file(),
+            size: held.size,
             count: self.count,
-            uncache: self.mode == Mode::Rdel,
+            uncache: held.mode == Mode::Rdel,
         };
+        let locked = &held.locked;
         transfer
-            .run(out, more_than_one_cpu(), buffers)
+            .run(client, &mut held.buffers, &mut || locked.keep_alive())
             .map_err(|error| match error {
                 SendError::Mailbox(why) => {
                     SendError::Mailbox(format!("{}: {why}", self.path.display()))
@@ -285,68 +285,22 @@ impl Mailbox for Mbox {
             })
     }
 
+    fn keep_alive(&mut self) {
+        if let Some(held) = &self.held {
+            held.locked.keep_alive();
+        }
+    }
+
     fn delete_sent(self) -> Result<u64, DeleteError> {
-        let (Some(locked), Some(mut buffers)) = (&self.locked, self.buffers) else {
+        let Some(mut held) = self.held else {
             return Ok(0);
         };
-        if self.size == 0 {
+        if held.size == 0 {
             return Ok(0);
         }
-        if !names_file(&self.path, self.identity) {
-            return Err(DeleteError::Untouched(
-                "another file now stands at the mailbox's path".into(),
-            ));
+        if let Some(why) = held.changed_since_count(&self.path) {
+            return Err(DeleteError::Untouched(why));
         }
-        // Same size but touched: a writer that ignores the lock rewrote it in
-        // place, and what is there now was not what was sent.
-        let now = locked
-            .file()
-            .metadata()
-            .map_err(|e| DeleteError::Untouched(format!("cannot stat: {e}")))?;
-        if now.len() == self.size && stamp(&now) != self.stamp {
-            return Err(DeleteError::Untouched(
-                "the mailbox was changed in place while it was locked (mtime or ctime moved)"
-                    .into(),
-            ));
-        }
-        delete::delete_prefix(locked.file(), self.size, &mut buffers.read)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn one_or_two_threads_count_the_same_across_the_middle() {
-        for size in [2usize, 3, 8, 1 << 20, (1 << 20) + 1] {
-            let half = size / 2;
-            let cases: [(usize, &[u8]); 5] = [
-                (half - 1, b"\r\n"),
-                (half, b"\n"),
-                (half - 1, b"\r"),
-                (half.saturating_sub(2), b"\r\r\n"),
-                (0, b""),
-            ];
-            for (at, bytes) in cases {
-                let mut data: Vec<u8> = (0..size)
-                    .map(|i| if i % 61 == 60 { b'\n' } else { b'a' })
-                    .collect();
-                let end = (at + bytes.len()).min(size);
-                data[at..end].copy_from_slice(&bytes[..end - at]);
-                let mut file = tempfile::tempfile().unwrap();
-                file.write_all(&data).unwrap();
-                let mut whole = Counter::default();
-                whole.feed(&data);
-                for two_threads in [false, true] {
-                    let mut buffers = Buffers::allocate(true).unwrap();
-                    assert_eq!(
-                        count(&file, size as u64, two_threads, &mut buffers).unwrap(),
-                        whole.total(),
-                        "{size} bytes, {bytes:?} at {at}, two threads {two_threads}"
-                    );
-                }
-            }
-        }
+        delete::delete_prefix(held.locked.file(), held.size, &mut held.buffers.read)
     }
 }
