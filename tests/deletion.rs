@@ -448,3 +448,58 @@ fn rdel_uncaches_what_it_sent_before_rcvd_and_retr_does_not() {
     assert_eq!(s.wait_exit(DEFAULT_WAIT).code(), Some(0));
     assert_eq!(env.read_mailbox("fred"), b"");
 }
+
+#[test]
+fn a_mailbox_rewritten_larger_in_place_is_not_deleted() {
+    // A writer that ignores the locks rewrites the mailbox during the
+    // transaction: the last old messages, then new ones, ending larger than
+    // what was counted. The counted bytes are not what was sent any more, and
+    // the new mail was never received: RCVD must delete nothing.
+    let data = mailbox();
+    let env = env_with(&data, 0o600);
+    let path = env.mailbox_path("fred");
+    let (mut s, _) = rdel_and_rcev(&env, &data);
+    let last_two = &data[data.len() - 2 * data.len() / 5..];
+    let mut rewritten = last_two.to_vec();
+    for i in 0..6 {
+        rewritten.extend(message(
+            "new@example.org",
+            &format!("new {i}"),
+            "never received",
+        ));
+    }
+    assert!(rewritten.len() > data.len());
+    fs::write(&path, &rewritten).unwrap();
+    s.cmd("RCVD");
+    s.expect_err();
+    s.cmd("QUIT");
+    s.expect_ok();
+    assert_eq!(s.wait_exit(DEFAULT_WAIT).code(), Some(0));
+    assert_eq!(env.read_mailbox("fred"), rewritten, "mail was lost");
+    env.assert_mail_dir_is(&["fred"]);
+    let log = s.final_log();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("not deleted (the mailbox was rewritten")),
+        "log: {log:?}"
+    );
+}
+
+#[test]
+fn a_few_appended_bytes_that_do_not_start_a_message_keep_the_mailbox() {
+    // Not a message start: an append still under way, or a rewrite. Nothing
+    // is deleted; the mail comes again next time.
+    let data = mailbox();
+    let env = env_with(&data, 0o600);
+    let path = env.mailbox_path("fred");
+    let (mut s, _) = rdel_and_rcev(&env, &data);
+    let mut f = fs::OpenOptions::new().append(true).open(&path).unwrap();
+    f.write_all(b"Fro").unwrap();
+    drop(f);
+    s.cmd("RCVD");
+    s.expect_err();
+    s.cmd("QUIT");
+    s.expect_ok();
+    assert_eq!(s.wait_exit(DEFAULT_WAIT).code(), Some(0));
+    assert_eq!(env.read_mailbox("fred"), [&data[..], b"Fro"].concat());
+}

@@ -559,3 +559,94 @@ fn a_held_dotlock_is_touched_while_the_client_is_idle_and_while_it_stalls() {
     assert_eq!(s.wait_exit(DEFAULT_WAIT).code(), Some(0));
     assert_all_locks_free(&env.mailbox_path("fred"));
 }
+
+// --- what killed sessions and full disks leave behind ---------------------------
+
+/// This host's name as pop1d writes it into its temp lock files' names.
+fn host_part() -> String {
+    nix::unistd::gethostname()
+        .unwrap()
+        .to_string_lossy()
+        .replace(['/', '.'], "_")
+}
+
+#[test]
+fn temp_lock_files_left_by_killed_sessions_are_removed_by_the_next_one() {
+    // A session killed between making its temp file and linking it leaves
+    // `.fred.lock.HOST.PID.RANDOM` behind. The next session to take the lock
+    // removes those whose pid is gone, and any older than the stale age; a
+    // live session's own and other mailboxes' are left alone.
+    let env = TestEnv::new();
+    env.write_mailbox("fred", &data());
+    let host = host_part();
+    let dead = format!(".fred.lock.{host}.{}.0123456789abcdef", dead_pid());
+    let old_elsewhere = ".fred.lock.elsewhere.77.0123456789abcdef".to_string();
+    let alive = format!(".fred.lock.{host}.{}.0123456789abcdef", std::process::id());
+    let anne = format!(".anne.lock.{host}.{}.0123456789abcdef", dead_pid());
+    for name in [&dead, &old_elsewhere, &alive, &anne] {
+        let path = env.mail_dir.join(name);
+        fs::write(&path, format!("{}\n", dead_pid())).unwrap();
+        give_to_server(&path);
+    }
+    touch_old(&env.mail_dir.join(&old_elsewhere));
+    let out = env.run(&fred_transaction("RDEL", "\r\n"));
+    out.assert_exit(0);
+    assert_eq!(env.read_mailbox("fred"), b"");
+    let mut left = env.mail_dir_entries();
+    left.sort();
+    let mut expected = vec!["fred".to_string(), alive, anne];
+    expected.sort();
+    assert_eq!(left, expected);
+}
+
+/// A small tmpfs over the mail directory, unmounted when dropped.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &std::path::Path) -> SmallDisk {
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=256k,mode=0755", "pop1d-test"])
+            .arg(dir)
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "mount -t tmpfs on {}", dir.display());
+        give_to_server(dir);
+        SmallDisk(dir.to_path_buf())
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn rdel_works_on_a_full_disk() {
+    // The dot-lock's temp file is made, but there is no room for the pid in
+    // it. A lock without a pid is still a lock (stale by age alone, as
+    // Dovecot and Postfix judge it), and an RDEL is just what frees the disk.
+    if !system_tests() {
+        return;
+    }
+    let env = TestEnv::new();
+    let _disk = SmallDisk::mount(&env.mail_dir);
+    let data = data();
+    env.write_mailbox("fred", &data);
+    let filler = env.mail_dir.join("filler");
+    let mut file = fs::File::create(&filler).unwrap();
+    let chunk = vec![b'x'; 4096];
+    while file.write_all(&chunk).is_ok() {}
+    let _ = file.write_all(b"x");
+    drop(file);
+    let out = env.run(&fred_transaction("RDEL", "\r\n"));
+    out.assert_exit(0);
+    let mut r = out.replies();
+    r.logged_in();
+    let n = r.count();
+    assert_eq!(r.data(n), crlf(&data).as_slice());
+    assert_eq!(r.ok(), "+OK", "RCVD on a full disk; log {:?}", out.log());
+    assert_eq!(env.read_mailbox("fred"), b"");
+    fs::remove_file(&filler).unwrap();
+    env.assert_mail_dir_is(&["fred"]);
+}

@@ -55,3 +55,56 @@ fn input_after_quit_does_not_reset_the_connection() {
     assert_eq!(r.ok(), "+OK bye");
     r.end();
 }
+
+#[test]
+fn a_client_that_sends_but_never_reads_is_dropped_after_the_timeout() {
+    // Pipelined NOOPs, never a read: pop1d's replies fill the socket, and a
+    // reply it cannot write for --timeout ends the session (with a log line);
+    // it is never dropped while the session goes on.
+    let env = TestEnv::new().args(["--timeout", "1"]);
+    let (client, mut child) = over_tcp(&env);
+    let started = std::time::Instant::now();
+    let mut writer = client.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let lines = b"NOOP\r\n".repeat(1000);
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < until {
+            if writer.write_all(&lines).is_err() {
+                return;
+            }
+        }
+    });
+    let mut exited = None;
+    while started.elapsed() < Duration::from_secs(15) {
+        if let Some(status) = child.try_wait().unwrap() {
+            exited = Some(status);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let Some(status) = exited else {
+        child.kill().unwrap();
+        panic!("pop1d kept serving a client that never reads");
+    };
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(status.success(), "{status:?}");
+    drop(client);
+    sender.join().unwrap();
+    let mut stderr = Vec::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_end(&mut stderr)
+        .unwrap();
+    let log = parse_log(&stderr, child.id());
+    assert!(
+        log.iter()
+            .any(|l| l.starts_with("disconnect: timeout, client stopped reading")),
+        "log: {log:?}"
+    );
+}

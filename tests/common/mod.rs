@@ -97,6 +97,20 @@ pub fn give_to_server(path: &Path) {
     }
 }
 
+/// True when the tests that change the machine (mounts today; accounts, PAM and
+/// daemons later) are to run: `POP1D_SYSTEM_TESTS=1`, which `.ci/run` sets.
+/// They need root: asked for without it, they fail rather than skip.
+pub fn system_tests() -> bool {
+    let wanted = std::env::var_os("POP1D_SYSTEM_TESTS").is_some_and(|v| v == "1");
+    if wanted {
+        assert!(
+            is_root(),
+            "POP1D_SYSTEM_TESTS=1 needs root: these tests mount file systems"
+        );
+    }
+    wanted
+}
+
 // ---------------------------------------------------------------------------
 // Peer tools.
 
