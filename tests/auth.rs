@@ -364,3 +364,55 @@ fn without_passwd_file_pass_is_refused() {
     r.ok();
     r.end();
 }
+
+/// The log of a session as one text, for failure messages.
+fn log_text(out: &Outcome) -> String {
+    out.log().join("\n")
+}
+
+#[test]
+fn an_empty_password_fails_like_a_wrong_one_whatever_the_entry_holds() {
+    // `mkpasswd -m yescrypt` hashes the empty string when its stdin is not a
+    // terminal: such an entry must not open the account with no password.
+    let blank = mkpasswd("yescrypt", "");
+    let env = TestEnv::new()
+        .user("blank", &blank)
+        .args(["--max-auth-failures", "3"]);
+    let wrong = wrong_password_reply(&env);
+    // `PASS` alone and `PASS ` with an empty argument both reach verification.
+    for pass_line in ["PASS", "PASS "] {
+        let out = env.run(format!("USER blank\r\n{pass_line}\r\nQUIT\r\n").as_bytes());
+        out.assert_exit(0);
+        let mut r = out.replies();
+        r.greeting();
+        r.ok();
+        assert_eq!(r.err(), wrong, "{pass_line:?} for an empty-string hash");
+        r.ok();
+        r.end();
+        let log = out.log();
+        assert!(
+            log.iter()
+                .any(|l| l == "login failed: user=blank, rip=local"),
+            "{pass_line:?} is logged as a failed login: {log:?}"
+        );
+    }
+    // And it counts as a failure: three empty passwords end the session.
+    let out =
+        env.run(b"USER blank\r\nPASS\r\nUSER blank\r\nPASS \r\nUSER blank\r\nPASS\r\nNOOP\r\n");
+    out.assert_exit(0);
+    assert!(
+        out.log()
+            .iter()
+            .any(|l| l == "too many login failures: user=blank, rip=local"),
+        "{}",
+        log_text(&out)
+    );
+    // The same for an argon2id entry of the empty string.
+    let salt = SaltString::encode_b64(b"pop1d empty salt").unwrap();
+    let argon = argon2::Argon2::default()
+        .hash_password(b"", &salt)
+        .unwrap()
+        .to_string();
+    let env = TestEnv::new().user("blank2", &argon);
+    assert_eq!(try_login(&env, "blank2", ""), wrong);
+}

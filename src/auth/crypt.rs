@@ -85,11 +85,16 @@ impl Hash {
     /// address-space limit, or an entry libxcrypt cannot read): that proves
     /// nothing about the password, so it must never be logged as a failed
     /// login, though the client is answered as if it were one.
+    ///
+    /// An empty password never matches, whatever the entry holds (a hash of the
+    /// empty string, say): it is still hashed, so that it costs what a wrong
+    /// password costs, and then denied.
     pub fn verify(&self, password: &[u8]) -> Result<bool, Unverifiable> {
-        match self {
+        let matches = match self {
             Hash::Crypt(setting) => crypt_matches(password, setting),
             Hash::Argon2id(text) => argon2_matches(password, text),
-        }
+        }?;
+        Ok(matches && !password.is_empty())
     }
 }
 
@@ -204,6 +209,17 @@ mod tests {
         assert_eq!(hash.verify(b"demO"), Ok(false));
         assert_eq!(hash.verify(b"demo\0x"), Ok(false));
         assert_eq!(hash.verify(b""), Ok(false));
+    }
+
+    #[test]
+    fn an_empty_password_never_matches() {
+        // `mkpasswd -m sha256crypt -R 1000` of the empty string.
+        let empty = "$5$rounds=1000$PSuGuFk4/0BYAZ3w$/g1H/9yUkl95xGaV8kz8Yb8EihTKtwgHOrA47iJosJB";
+        assert_eq!(crypt_matches(b"", empty), Ok(true));
+        let hash = Hash::parse(empty).unwrap();
+        assert_eq!(hash.verify(b""), Ok(false));
+        assert_eq!(hash.verify(b"\0"), Ok(false));
+        assert_eq!(hash.verify(b"x"), Ok(false));
     }
 
     #[test]
