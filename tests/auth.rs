@@ -416,3 +416,35 @@ fn an_empty_password_fails_like_a_wrong_one_whatever_the_entry_holds() {
     let env = TestEnv::new().user("blank2", &argon);
     assert_eq!(try_login(&env, "blank2", ""), wrong);
 }
+
+#[test]
+fn a_user_name_that_is_another_users_lock_file_fails_like_an_unknown_user() {
+    // fred's dot-lock is `fred.lock` in the same directory: a user of that name
+    // could RDEL fred's lock, or have the mailbox taken for a stale lock.
+    let env = TestEnv::new()
+        .user("fred.lock", HASH_YESCRYPT)
+        .user("fred.lock.x", HASH_YESCRYPT);
+    let wrong = wrong_password_reply(&env);
+    for user in ["fred.lock", "fred.lock.x"] {
+        assert_eq!(try_login(&env, user, FRED_PASS), wrong, "USER {user}");
+    }
+    // The USER reply is the one of an unknown user too.
+    let out = env.run(b"USER fred.lock\r\nRSET\r\nUSER nosuchuser\r\n");
+    let mut r = out.replies();
+    r.greeting();
+    let a = r.ok();
+    r.ok();
+    assert_eq!(r.ok(), a);
+    // The passwd-file warning names the lines (1 is the harness's comment).
+    let out = env.run(b"");
+    let log = out.log();
+    for line in ["line 3:", "line 4:"] {
+        assert!(
+            log.iter()
+                .any(|l| l.contains(line) && l.contains("lock") && l.contains("passwd-file")),
+            "a warning for {line}: {log:?}"
+        );
+    }
+    // fred himself is not affected.
+    assert!(try_login(&env, "fred", FRED_PASS).starts_with("+OK"));
+}

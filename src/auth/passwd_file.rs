@@ -79,6 +79,13 @@ impl PasswdFile {
                 ));
                 continue;
             };
+            if username::is_lock_name(name) {
+                warnings.push(format!(
+                    "line {number}: user {}: a name ending in .lock (or holding .lock.) is another user's lock file name; skipped",
+                    username::escape_for_log(name.as_bytes())
+                ));
+                continue;
+            }
             if !username::is_safe(name) {
                 warnings.push(format!("line {number}: unusable user name; skipped"));
                 continue;
