@@ -448,3 +448,70 @@ fn a_user_name_that_is_another_users_lock_file_fails_like_an_unknown_user() {
     // fred himself is not affected.
     assert!(try_login(&env, "fred", FRED_PASS).starts_with("+OK"));
 }
+
+#[test]
+fn a_cut_short_hash_is_refused_when_the_file_is_read() {
+    let cut = &HASH_YESCRYPT[..20];
+    let sha_cut = &HASH_SHA512[..HASH_SHA512.len() - 1];
+    let long_salt = "$6$abcdefghijklmnopq$J/AWykHqo2Tx5UtavGnFc3ytI33la50JpzLTarSWVhkIXK6wOjNwwZjsrIw2UgmrER2EKrSHCeQyAINEEXAk1/";
+    let env = TestEnv::new()
+        .user("cut", cut)
+        .user("shacut", sha_cut)
+        .user("longsalt", long_salt);
+    let wrong = wrong_password_reply(&env);
+    let out = env.run(login("cut", FRED_PASS).as_bytes());
+    let mut r = out.replies();
+    r.greeting();
+    r.ok();
+    assert_eq!(r.err(), wrong);
+    let log = out.log();
+    for (line, hash) in [
+        ("line 3:", cut),
+        ("line 4:", sha_cut),
+        ("line 5:", long_salt),
+    ] {
+        assert!(
+            log.iter()
+                .any(|l| l.contains(line) && l.contains("passwd-file") && l.contains("malformed")),
+            "a warning for {line}: {log:?}"
+        );
+        assert!(
+            log.iter().all(|l| !l.contains(hash)),
+            "a warning never shows the hash: {log:?}"
+        );
+    }
+    // Refused like an unknown user: a failed login, never an unchecked one.
+    assert!(
+        log.iter().any(|l| l == "login failed: user=cut, rip=local"),
+        "{log:?}"
+    );
+    assert!(log.iter().all(|l| !l.contains("not checked")), "{log:?}");
+    for user in ["shacut", "longsalt"] {
+        assert_eq!(try_login(&env, user, FRED_PASS), wrong, "{user}");
+    }
+}
+
+#[test]
+fn a_byte_order_mark_and_trailing_blanks_are_ignored_with_a_warning() {
+    let env = TestEnv::new().passwd_text(&format!(
+        "\u{feff}fred:{HASH_YESCRYPT}\nwilma:{HASH_SHA512} \t\nbarney:{HASH_SHA256}  :1000:1000\n"
+    ));
+    for user in ["fred", "wilma", "barney"] {
+        let out = env.run(login(user, FRED_PASS).as_bytes());
+        let mut r = out.replies();
+        r.logged_in();
+        r.end();
+        let log = out.log();
+        assert!(
+            log.iter()
+                .any(|l| l.contains("line 1:") && l.contains("byte-order mark")),
+            "{log:?}"
+        );
+        for line in ["line 2:", "line 3:"] {
+            assert!(
+                log.iter().any(|l| l.contains(line) && l.contains("blanks")),
+                "a warning for {line}: {log:?}"
+            );
+        }
+    }
+}

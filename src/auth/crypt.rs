@@ -49,7 +49,7 @@ pub enum Hash {
 impl Hash {
     /// Accept `text` if it is a hash of a family pop1d verifies.
     pub fn parse(text: &str) -> Option<Hash> {
-        if CRYPT_PREFIXES.iter().any(|prefix| text.starts_with(prefix)) && !text.contains('\0') {
+        if CRYPT_PREFIXES.iter().any(|prefix| text.starts_with(prefix)) && crypt_well_formed(text) {
             Some(Hash::Crypt(text.to_owned()))
         } else if text.starts_with(ARGON2ID_PREFIX) && Argon2Entry::parse(text).is_some() {
             Some(Hash::Argon2id(text.to_owned()))
@@ -95,6 +95,68 @@ impl Hash {
             Hash::Argon2id(text) => argon2_matches(password, text),
         }?;
         Ok(matches && !password.is_empty())
+    }
+}
+
+/// The characters of crypt(3)'s base-64 encoding, in which salts and digests
+/// are written.
+fn is_crypt64(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'/')
+}
+
+/// True when `text` has the exact shape libxcrypt writes for its family: the
+/// fields it must have, a salt of allowed characters and length, and a digest
+/// of the family's exact length. A cut-short, damaged or padded entry could
+/// never match, and libxcrypt may refuse it at once, which would answer a
+/// login faster than a real hash does and so give the account away: such an
+/// entry is refused when the file is read. A check of the text only: hashing
+/// every entry at load would cost each session one hash per user.
+fn crypt_well_formed(text: &str) -> bool {
+    let fields: Vec<&str> = text.split('$').collect();
+    match fields.as_slice() {
+        // $y$PARAMS$SALT$DIGEST, $gy$ the same.
+        ["", "y" | "gy", params, salt, digest] => {
+            is_crypt64(params) && is_crypt64(salt) && is_crypt64(digest) && digest.len() == 43
+        }
+        // $7$ + 11 characters of parameters, then the salt; $DIGEST.
+        ["", "7", params_and_salt, digest] => {
+            params_and_salt.len() > 11
+                && is_crypt64(params_and_salt)
+                && is_crypt64(digest)
+                && digest.len() == 43
+        }
+        ["", id @ ("5" | "6"), rest @ ..] => {
+            let (salt, digest) = match rest {
+                [rounds, salt, digest] => match rounds.strip_prefix("rounds=") {
+                    // libxcrypt writes the rounds it used, clamped to this range
+                    // and without leading zeros: any other form never matches.
+                    Some(n)
+                        if !n.starts_with('0')
+                            && n.parse::<u32>()
+                                .is_ok_and(|n| (1000..=999_999_999).contains(&n)) =>
+                    {
+                        (salt, digest)
+                    }
+                    _ => return false,
+                },
+                [salt, digest] => (salt, digest),
+                _ => return false,
+            };
+            let digest_len = if *id == "5" { 43 } else { 86 };
+            // A longer salt is cut to 16 characters in the result.
+            is_crypt64(salt) && salt.len() <= 16 && is_crypt64(digest) && digest.len() == digest_len
+        }
+        // $2b$CC$ + 22 characters of salt and 31 of digest.
+        ["", "2a" | "2b" | "2y", cost, salt_and_digest] => {
+            cost.len() == 2
+                && cost.parse::<u8>().is_ok_and(|c| (4..=31).contains(&c))
+                && is_crypt64(salt_and_digest)
+                && salt_and_digest.len() == 53
+        }
+        _ => false,
     }
 }
 
@@ -254,6 +316,36 @@ mod tests {
             no_digest,
         ] {
             assert!(Hash::parse(&bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn malformed_crypt_entries_are_refused_when_read() {
+        let yescrypt = "$y$j9T$a5M6cgfwi6uQxVC6aVQEE.$qbYn0Zqi8FDwIQ0MbuCWW/falEvKTI0zWFnProB4aO9";
+        let bcrypt = "$2b$05$YcEbg5ikc5lVJNJt8t803.gGuOrIIR0zxjveMTKe5VxMVeuSTcfDy";
+        let scrypt = "$7$CU..../....abc$wAuEOYcLM7kO6uZQXQIbfiQLCU8Fy1YXPblM7CyxZH3";
+        let sha256 = "$5$rounds=1000$PSuGuFk4/0BYAZ3w$/g1H/9yUkl95xGaV8kz8Yb8EihTKtwgHOrA47iJosJB";
+        for good in [SHA512, yescrypt, bcrypt, scrypt, sha256] {
+            assert!(Hash::parse(good).is_some(), "{good}");
+            // Every shorter or longer form, and every padded one, is refused.
+            for end in 1..good.len() {
+                assert!(Hash::parse(&good[..end]).is_none(), "{}", &good[..end]);
+            }
+            for padded in [format!("{good} "), format!("{good}\t"), format!("{good}x")] {
+                assert!(Hash::parse(&padded).is_none(), "{padded:?}");
+            }
+        }
+        for bad in [
+            "$6$abcdefghijklmnopq$J/AWykHqo2Tx5UtavGnFc3ytI33la50JpzLTarSWVhkIXK6wOjNwwZjsrIw2UgmrER2EKrSHCeQyAINEEXAk1/",
+            &sha256.replace("rounds=1000", "rounds=01000"),
+            &sha256.replace("rounds=1000", "rounds=999"),
+            &sha256.replace("rounds=1000", "rounds=x"),
+            &bcrypt.replace("$05$", "$5$"),
+            &bcrypt.replace("$05$", "$03$"),
+            &yescrypt.replace("j9T", "j:T"),
+            &yescrypt.replace("$j9T$", "$$"),
+        ] {
+            assert!(Hash::parse(bad).is_none(), "{bad}");
         }
     }
 
