@@ -24,6 +24,10 @@ extern "C" {
 /// libxcrypt's `sizeof(struct crypt_data)`.
 const CRYPT_DATA_SIZE: usize = 32768;
 
+/// libxcrypt's `CRYPT_MAX_PASSPHRASE_SIZE`: crypt(3) hashes phrases shorter than
+/// this.
+pub const CRYPT_MAX_PASSPHRASE_SIZE: usize = 512;
+
 /// The hash families pop1d accepts, by their crypt(3) prefix.
 pub const CRYPT_PREFIXES: [&str; 8] = ["$y$", "$gy$", "$7$", "$6$", "$5$", "$2b$", "$2y$", "$2a$"];
 pub const ARGON2ID_PREFIX: &str = "$argon2id$";
@@ -167,6 +171,11 @@ fn crypt_matches(password: &[u8], setting: &str) -> Result<bool, Unverifiable> {
         Some(at) => (&password[..at], true),
         None => (password, false),
     };
+    // libxcrypt refuses a longer phrase outright (ERANGE), which is no fault of
+    // the server's: hash the longest phrase it takes, for the same work as a
+    // wrong password, and never accept such a password.
+    let too_long = phrase_bytes.len() >= CRYPT_MAX_PASSPHRASE_SIZE;
+    let phrase_bytes = &phrase_bytes[..phrase_bytes.len().min(CRYPT_MAX_PASSPHRASE_SIZE - 1)];
     let mut phrase = Zeroizing::new(Vec::with_capacity(phrase_bytes.len() + 1));
     phrase.extend_from_slice(phrase_bytes);
     phrase.push(0);
@@ -194,7 +203,7 @@ fn crypt_matches(password: &[u8], setting: &str) -> Result<bool, Unverifiable> {
         }
         bool::from(CStr::from_ptr(result).to_bytes().ct_eq(setting.as_bytes()))
     };
-    Ok(matches && !has_nul)
+    Ok(matches && !has_nul && !too_long)
 }
 
 /// An argon2id entry taken apart as the argon2 crate's `verify_password` would,
@@ -271,6 +280,10 @@ mod tests {
         assert_eq!(hash.verify(b"demO"), Ok(false));
         assert_eq!(hash.verify(b"demo\0x"), Ok(false));
         assert_eq!(hash.verify(b""), Ok(false));
+        let long = [b"demo".as_slice(), &[b'x'; 508]].concat();
+        assert_eq!(hash.verify(&long[..511]), Ok(false));
+        assert_eq!(hash.verify(&long), Ok(false));
+        assert_eq!(hash.verify(&[b'x'; 5000]), Ok(false));
     }
 
     #[test]
