@@ -27,6 +27,8 @@ Options:
   --auth-delay SECS      pause after a failed PASS [2]
   --max-auth-failures N  failed PASS commands before the session ends [3]
   --log TARGET           syslog (facility mail), stderr or none [syslog]
+  --hash-password        read a password (twice from a terminal, once from a
+                         pipe), print its yescrypt hash for a passwd-file line
   --help                 print this help
   --version              print the version
 ";
@@ -37,6 +39,8 @@ pub enum Request {
     Serve(Options),
     Help,
     Version,
+    /// `--hash-password`: make a passwd-file hash, serve nothing.
+    HashPassword,
 }
 
 #[derive(Debug)]
@@ -89,6 +93,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Reque
             match arg {
                 Long("help") | Short('h') => return Ok(Some(Request::Help)),
                 Long("version") | Short('V') => return Ok(Some(Request::Version)),
+                Long("hash-password") => return Ok(Some(Request::HashPassword)),
                 Long("passwd-file") => {
                     options.passwd_file = Some(PathBuf::from(string_value(&mut parser)?))
                 }

@@ -2,7 +2,8 @@
 //!
 //! Start-up errors go to the log; the client gets `-ERR <short reason>` in place of
 //! the greeting, and the exit status is 2. Nothing but protocol goes to stdout
-//! (except for --help and --version), and nothing to stderr unless `--log stderr`.
+//! (except for --help, --version and --hash-password), and nothing to stderr
+//! unless `--log stderr` (--hash-password prompts and explains there).
 
 use std::io::Write;
 use std::os::fd::AsFd;
@@ -21,6 +22,8 @@ use pop1d::edge::{peer, privilege};
 use pop1d::lock;
 use pop1d::session::{End, Session};
 use pop1d::store::FileStore;
+
+mod hash_password;
 
 /// A start-up failure: what the client is told, and the whole story for the log.
 struct StartError {
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
     let options = match request {
         Request::Help => return print(cli::USAGE),
         Request::Version => return print(&format!("pop1d {}\n", env!("CARGO_PKG_VERSION"))),
+        Request::HashPassword => return hash_password::run(),
         Request::Serve(options) => options,
     };
     let mut log = Log::open(options.log);

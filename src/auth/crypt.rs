@@ -1,10 +1,12 @@
 //! Verifying one password against one stored hash: crypt(3) hashes through the
 //! system's libxcrypt (`crypt_rn`), argon2id through the `argon2` crate.
 //!
+//! Also makes a new yescrypt hash, for `pop1d --hash-password`.
+//!
 //! The only FFI of pop1d's authentication. Every buffer that held a password or a
 //! value derived from it is wiped before it is freed.
 
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_char, c_int, c_ulong, c_void, CStr};
 
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -19,7 +21,23 @@ extern "C" {
         data: *mut c_void,
         size: c_int,
     ) -> *mut c_char;
+
+    /// libxcrypt: `char *crypt_gensalt_rn(const char *prefix, unsigned long count,
+    /// const char *rbytes, int nrbytes, char *output, int output_size)`; NULL on
+    /// failure, else `output`. With `rbytes` NULL, libxcrypt draws the salt from
+    /// the system's random source itself.
+    fn crypt_gensalt_rn(
+        prefix: *const c_char,
+        count: c_ulong,
+        rbytes: *const c_char,
+        nrbytes: c_int,
+        output: *mut c_char,
+        output_size: c_int,
+    ) -> *mut c_char;
 }
+
+/// libxcrypt's `CRYPT_GENSALT_OUTPUT_SIZE`.
+const CRYPT_GENSALT_OUTPUT_SIZE: usize = 192;
 
 /// libxcrypt's `sizeof(struct crypt_data)`.
 const CRYPT_DATA_SIZE: usize = 32768;
@@ -206,6 +224,64 @@ fn crypt_matches(password: &[u8], setting: &str) -> Result<bool, Unverifiable> {
     Ok(matches && !has_nul && !too_long)
 }
 
+/// A new yescrypt hash of `password`, at libxcrypt's default cost and with a
+/// fresh random salt: the hash field of a passwd-file line. Refuses what could
+/// never log in: an empty password, a NUL, or [`CRYPT_MAX_PASSPHRASE_SIZE`]
+/// octets or more.
+pub fn new_yescrypt_hash(password: &[u8]) -> Result<String, &'static str> {
+    if password.is_empty() {
+        return Err("an empty password never logs in");
+    }
+    if password.contains(&0) {
+        return Err("a password cannot hold a NUL byte");
+    }
+    if password.len() >= CRYPT_MAX_PASSPHRASE_SIZE {
+        return Err("the password is too long: crypt(3) takes at most 511 octets");
+    }
+    let mut setting = [0u8; CRYPT_GENSALT_OUTPUT_SIZE];
+    // SAFETY: the prefix is a NUL-terminated literal; `rbytes` NULL with `nrbytes`
+    // 0 asks libxcrypt for its own random bytes; `setting` is a writable buffer of
+    // exactly the size passed, which libxcrypt fills with a NUL-terminated
+    // setting string when it returns non-NULL.
+    let made = unsafe {
+        crypt_gensalt_rn(
+            c"$y$".as_ptr(),
+            0,
+            std::ptr::null(),
+            0,
+            setting.as_mut_ptr().cast(),
+            CRYPT_GENSALT_OUTPUT_SIZE as c_int,
+        )
+    };
+    if made.is_null() {
+        return Err("libxcrypt could not make a yescrypt setting (no random source?)");
+    }
+    let mut phrase = Zeroizing::new(Vec::with_capacity(password.len() + 1));
+    phrase.extend_from_slice(password);
+    phrase.push(0);
+    let mut data = Zeroizing::new(vec![0u8; CRYPT_DATA_SIZE]);
+    // SAFETY: `phrase` and `setting` are NUL-terminated and live across the call;
+    // `data` is a writable buffer of exactly the size passed (libxcrypt's `struct
+    // crypt_data`); a non-NULL result points at a NUL-terminated string inside
+    // `data`, copied out below while `data` is still alive.
+    let hash = unsafe {
+        let result = crypt_rn(
+            phrase.as_ptr().cast(),
+            setting.as_ptr().cast(),
+            data.as_mut_ptr().cast(),
+            CRYPT_DATA_SIZE as c_int,
+        );
+        if result.is_null() {
+            return Err("crypt(3) could not compute the hash (too little memory?)");
+        }
+        CStr::from_ptr(result).to_str().map(str::to_owned)
+    };
+    match hash {
+        Ok(hash) if Hash::parse(&hash).is_some() => Ok(hash),
+        _ => Err("crypt(3) returned no usable hash"),
+    }
+}
+
 /// An argon2id entry taken apart as the argon2 crate's `verify_password` would,
 /// every parameter checked: a malformed entry is refused when the passwd-file is
 /// read, not found out at a login.
@@ -295,6 +371,25 @@ mod tests {
         assert_eq!(hash.verify(b""), Ok(false));
         assert_eq!(hash.verify(b"\0"), Ok(false));
         assert_eq!(hash.verify(b"x"), Ok(false));
+    }
+
+    #[test]
+    fn new_hashes_verify_and_refuse_what_never_logs_in() {
+        let hash = new_yescrypt_hash(b"demo pass").unwrap();
+        assert!(hash.starts_with("$y$"), "{hash}");
+        let parsed = Hash::parse(&hash).unwrap();
+        assert_eq!(parsed.verify(b"demo pass"), Ok(true));
+        assert_eq!(parsed.verify(b"demo"), Ok(false));
+        assert_ne!(new_yescrypt_hash(b"demo pass").unwrap(), hash);
+        // The longest password crypt(3) takes, and one octet more that starts
+        // with it: the longer one must not match.
+        let longest = [b'x'; CRYPT_MAX_PASSPHRASE_SIZE - 1];
+        let parsed = Hash::parse(&new_yescrypt_hash(&longest).unwrap()).unwrap();
+        assert_eq!(parsed.verify(&longest), Ok(true));
+        assert_eq!(parsed.verify(&[b'x'; CRYPT_MAX_PASSPHRASE_SIZE]), Ok(false));
+        for bad in [&b""[..], b"a\0b", &[b'x'; CRYPT_MAX_PASSPHRASE_SIZE]] {
+            assert!(new_yescrypt_hash(bad).is_err());
+        }
     }
 
     #[test]
