@@ -31,6 +31,13 @@ Options:
                          pipe), print its yescrypt hash for a passwd-file line
   --help                 print this help
   --version              print the version
+
+Logs: to syslog by default, facility mail, ident pop1d: on Debian in
+/var/log/mail.log, or `journalctl -t pop1d`. A start-up error (a bad option,
+an unreadable passwd-file) is logged there too, and the client gets only
+`-ERR <short reason>`. `--log stderr` shows the log on the terminal when
+trying pop1d from a shell; never use it under inetd, whose stderr is the
+client's connection. Nothing but the protocol goes to stdout.
 ";
 
 /// What pop1d was asked to do.

@@ -180,6 +180,10 @@ fn help_and_version_go_to_stdout_and_exit_0() {
             ] {
                 assert!(text.contains(opt), "--help mentions {opt}");
             }
+            assert!(
+                text.contains("Logs:") && text.contains("/var/log/mail.log"),
+                "--help says where the logs go: {text}"
+            );
         }
     }
 }
