@@ -79,8 +79,8 @@ impl Default for Options {
     }
 }
 
-/// A bad command line: the reason, and where the log should go (as far as the
-/// command line said before the error).
+/// A bad command line: the reason, and where the log should go (the last valid
+/// `--log` anywhere on the command line, before or after the error).
 #[derive(Debug)]
 pub struct BadArguments {
     pub reason: String,
@@ -91,7 +91,46 @@ pub struct BadArguments {
 /// well inside what poll(2) can wait.
 const MAX_SECONDS: u64 = 7 * 24 * 3600;
 
+/// The options that take a value, as lexopt reads them below: the first pass
+/// skips their value, so that `--user --log` never reads as a `--log`.
+const TAKES_A_VALUE: [&str; 9] = [
+    "--passwd-file",
+    "--mailbox",
+    "--user",
+    "--locks",
+    "--lock-timeout",
+    "--timeout",
+    "--auth-delay",
+    "--max-auth-failures",
+    "--log",
+];
+
+/// The first pass: the last valid `--log` anywhere on the command line, so that
+/// an error anywhere is logged where the operator asked, even before `--log`.
+fn log_target(args: &[std::ffi::OsString]) -> Option<Target> {
+    let mut found = None;
+    let mut args = args.iter().map(|arg| arg.to_str());
+    while let Some(arg) = args.next() {
+        let value = match arg {
+            Some("--") => break,
+            Some("--log") => args.next().flatten(),
+            Some(arg) if arg.starts_with("--log=") => arg.strip_prefix("--log="),
+            Some(arg) if TAKES_A_VALUE.contains(&arg) => {
+                args.next();
+                None
+            }
+            _ => None,
+        };
+        if let Some(target) = value.and_then(|value| Target::parse(value).ok()) {
+            found = Some(target);
+        }
+    }
+    found
+}
+
 pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Request, BadArguments> {
+    let args: Vec<std::ffi::OsString> = args.into_iter().collect();
+    let log = log_target(&args);
     let mut options = Options::default();
     let mut parser = lexopt::Parser::from_args(args);
     let result = (|| -> Result<Option<Request>, String> {
@@ -138,7 +177,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Reque
         Ok(None) => Ok(Request::Serve(options)),
         Err(reason) => Err(BadArguments {
             reason,
-            log: options.log,
+            log: log.unwrap_or(options.log),
         }),
     }
 }
@@ -196,5 +235,25 @@ mod tests {
         assert!(parse_strs(&["--locks", "fcntl,nfs"]).is_err());
         assert!(parse_strs(&["--mailbox", "/var/mail/x"]).is_err());
         assert!(parse_strs(&["extra"]).is_err());
+    }
+
+    #[test]
+    fn log_takes_effect_wherever_it_stands() {
+        for args in [
+            &["--bogus", "--log", "stderr"][..],
+            &["--timeout", "x", "--log=stderr"],
+            &["--log", "none", "--bogus", "--log", "stderr"],
+            &["--log", "stderr", "--log", "file"],
+        ] {
+            assert_eq!(
+                parse_strs(args).unwrap_err().log,
+                Target::Stderr,
+                "{args:?}"
+            );
+        }
+        // A value of another option is not a --log.
+        let error = parse_strs(&["--user", "--log", "stderr", "--bogus"]).unwrap_err();
+        assert_eq!(error.log, Target::Syslog);
+        assert_eq!(parse_strs(&["--bogus"]).unwrap_err().log, Target::Syslog);
     }
 }

@@ -107,6 +107,27 @@ fn bad_option_with_log_stderr_logs_the_reason() {
 }
 
 #[test]
+fn log_stderr_after_the_bad_option_logs_the_reason_too() {
+    let env = env_with_passwd();
+    for tail in [
+        &["--bogus", "--log", "stderr"][..],
+        &["--timeout", "x", "--log=stderr"],
+        &["--log", "none", "--locks", "nope", "--log", "stderr"],
+    ] {
+        let mut args = base(&env);
+        args.extend(tail.iter().map(|s| s.to_string()));
+        let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        let out = run_bare(&a, b"");
+        assert_startup_error(&out, &format!("{tail:?}"));
+        let log = out.log();
+        assert!(
+            log.iter().any(|l| l.starts_with("cannot start: ")),
+            "{tail:?}: the reason goes to the log: {log:?}"
+        );
+    }
+}
+
+#[test]
 fn missing_or_unreadable_passwd_file_is_a_startup_error() {
     let env = TestEnv::new();
     let missing = env.root.join("no-such-passwd");
