@@ -33,11 +33,14 @@ Options:
   --version              print the version
 
 Logs: to syslog by default, facility mail, ident pop1d: on Debian in
-/var/log/mail.log, or `journalctl -t pop1d`. A start-up error (a bad option,
-an unreadable passwd-file) is logged there too, and the client gets only
-`-ERR <short reason>`. `--log stderr` shows the log on the terminal when
-trying pop1d from a shell; never use it under inetd, whose stderr is the
-client's connection. Nothing but the protocol goes to stdout.
+/var/log/mail.log, or `journalctl -t pop1d`; to stderr when no syslog socket
+exists and stderr is not the client's connection. A start-up error (a bad
+option, an unreadable passwd-file) is logged, and also shown on stderr when
+stderr is not the client's connection; the client gets `-ERR <short reason>`
+and pop1d exits with status 2. `--log stderr` shows the log on the terminal
+when trying pop1d from a shell; where stderr is the client's connection (as
+inetd sets it up) pop1d refuses to start with it. Nothing but the protocol
+goes to stdout.
 ";
 
 /// What pop1d was asked to do.
