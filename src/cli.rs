@@ -27,8 +27,20 @@ Options:
   --auth-delay SECS      pause after a failed PASS [2]
   --max-auth-failures N  failed PASS commands before the session ends [3]
   --log TARGET           syslog (facility mail), stderr or none [syslog]
+  --hash-password        read a password (twice from a terminal, once from a
+                         pipe), print its yescrypt hash for a passwd-file line
   --help                 print this help
   --version              print the version
+
+Logs: to syslog by default, facility mail, ident pop1d: on Debian in
+/var/log/mail.log, or `journalctl -t pop1d`; to stderr when no syslog socket
+exists and stderr is not the client's connection. A start-up error (a bad
+option, an unreadable passwd-file) is logged, and also shown on stderr when
+stderr is not the client's connection; the client gets `-ERR <short reason>`
+and pop1d exits with status 2. `--log stderr` shows the log on the terminal
+when trying pop1d from a shell; where stderr is the client's connection (as
+inetd sets it up) pop1d refuses to start with it. Nothing but the protocol
+goes to stdout.
 ";
 
 /// What pop1d was asked to do.
@@ -37,6 +49,8 @@ pub enum Request {
     Serve(Options),
     Help,
     Version,
+    /// `--hash-password`: make a passwd-file hash, serve nothing.
+    HashPassword,
 }
 
 #[derive(Debug)]
@@ -68,8 +82,8 @@ impl Default for Options {
     }
 }
 
-/// A bad command line: the reason, and where the log should go (as far as the
-/// command line said before the error).
+/// A bad command line: the reason, and where the log should go (the last valid
+/// `--log` anywhere on the command line, before or after the error).
 #[derive(Debug)]
 pub struct BadArguments {
     pub reason: String,
@@ -80,7 +94,46 @@ pub struct BadArguments {
 /// well inside what poll(2) can wait.
 const MAX_SECONDS: u64 = 7 * 24 * 3600;
 
+/// The options that take a value, as lexopt reads them below: the first pass
+/// skips their value, so that `--user --log` never reads as a `--log`.
+const TAKES_A_VALUE: [&str; 9] = [
+    "--passwd-file",
+    "--mailbox",
+    "--user",
+    "--locks",
+    "--lock-timeout",
+    "--timeout",
+    "--auth-delay",
+    "--max-auth-failures",
+    "--log",
+];
+
+/// The first pass: the last valid `--log` anywhere on the command line, so that
+/// an error anywhere is logged where the operator asked, even before `--log`.
+fn log_target(args: &[std::ffi::OsString]) -> Option<Target> {
+    let mut found = None;
+    let mut args = args.iter().map(|arg| arg.to_str());
+    while let Some(arg) = args.next() {
+        let value = match arg {
+            Some("--") => break,
+            Some("--log") => args.next().flatten(),
+            Some(arg) if arg.starts_with("--log=") => arg.strip_prefix("--log="),
+            Some(arg) if TAKES_A_VALUE.contains(&arg) => {
+                args.next();
+                None
+            }
+            _ => None,
+        };
+        if let Some(target) = value.and_then(|value| Target::parse(value).ok()) {
+            found = Some(target);
+        }
+    }
+    found
+}
+
 pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Request, BadArguments> {
+    let args: Vec<std::ffi::OsString> = args.into_iter().collect();
+    let log = log_target(&args);
     let mut options = Options::default();
     let mut parser = lexopt::Parser::from_args(args);
     let result = (|| -> Result<Option<Request>, String> {
@@ -89,6 +142,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Reque
             match arg {
                 Long("help") | Short('h') => return Ok(Some(Request::Help)),
                 Long("version") | Short('V') => return Ok(Some(Request::Version)),
+                Long("hash-password") => return Ok(Some(Request::HashPassword)),
                 Long("passwd-file") => {
                     options.passwd_file = Some(PathBuf::from(string_value(&mut parser)?))
                 }
@@ -126,7 +180,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Reque
         Ok(None) => Ok(Request::Serve(options)),
         Err(reason) => Err(BadArguments {
             reason,
-            log: options.log,
+            log: log.unwrap_or(options.log),
         }),
     }
 }
@@ -184,5 +238,25 @@ mod tests {
         assert!(parse_strs(&["--locks", "fcntl,nfs"]).is_err());
         assert!(parse_strs(&["--mailbox", "/var/mail/x"]).is_err());
         assert!(parse_strs(&["extra"]).is_err());
+    }
+
+    #[test]
+    fn log_takes_effect_wherever_it_stands() {
+        for args in [
+            &["--bogus", "--log", "stderr"][..],
+            &["--timeout", "x", "--log=stderr"],
+            &["--log", "none", "--bogus", "--log", "stderr"],
+            &["--log", "stderr", "--log", "file"],
+        ] {
+            assert_eq!(
+                parse_strs(args).unwrap_err().log,
+                Target::Stderr,
+                "{args:?}"
+            );
+        }
+        // A value of another option is not a --log.
+        let error = parse_strs(&["--user", "--log", "stderr", "--bogus"]).unwrap_err();
+        assert_eq!(error.log, Target::Syslog);
+        assert_eq!(parse_strs(&["--bogus"]).unwrap_err().log, Target::Syslog);
     }
 }

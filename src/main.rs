@@ -1,11 +1,12 @@
 //! The pop1d binary: options, logging, privileges, then one session on fd 0/1.
 //!
-//! Start-up errors go to the log; the client gets `-ERR <short reason>` in place of
-//! the greeting, and the exit status is 2. Nothing but protocol goes to stdout
-//! (except for --help and --version), and nothing to stderr unless `--log stderr`.
+//! Start-up errors go to the log, and to stderr too when stderr is not the
+//! client's connection; the client gets `-ERR <short reason>` in place of the
+//! greeting, and the exit status is 2. Nothing but protocol goes to stdout
+//! (except for --help, --version and --hash-password), and nothing to stderr
+//! unless `--log stderr` (--hash-password prompts and explains there).
 
 use std::io::Write;
-use std::os::fd::AsFd;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
@@ -13,7 +14,7 @@ use anyhow::{bail, Context, Result};
 use pop1d::auth::PasswdFile;
 use pop1d::cli::{self, Options, Request};
 use pop1d::edge::input::ClientInput;
-use pop1d::edge::log::{Level, Log, Target};
+use pop1d::edge::log::{stderr_is_client, Level, Log, Target};
 use pop1d::edge::output::ClientOutput;
 use pop1d::edge::serve::{serve, Edges};
 use pop1d::edge::signals::Stop;
@@ -21,6 +22,8 @@ use pop1d::edge::{peer, privilege};
 use pop1d::lock;
 use pop1d::session::{End, Session};
 use pop1d::store::FileStore;
+
+mod hash_password;
 
 /// A start-up failure: what the client is told, and the whole story for the log.
 struct StartError {
@@ -45,9 +48,22 @@ fn main() -> ExitCode {
     let options = match request {
         Request::Help => return print(cli::USAGE),
         Request::Version => return print(&format!("pop1d {}\n", env!("CARGO_PKG_VERSION"))),
+        Request::HashPassword => return hash_password::run(),
         Request::Serve(options) => options,
     };
     let mut log = Log::open(options.log);
+    if options.log == Target::Stderr && stderr_is_client() {
+        // Log lines would reach the client; Log::open chose syslog instead.
+        return refuse(
+            &mut log,
+            StartError {
+                reply: "server misconfigured",
+                error: anyhow::anyhow!(
+                    "--log stderr, but stderr is the client's connection (as inetd sets it up): use --log syslog"
+                ),
+            },
+        );
+    }
     if options.log != Target::Stderr {
         silence_stderr_if_client();
     }
@@ -172,14 +188,7 @@ fn drop_privileges(options: &Options) -> Result<()> {
 /// there itself (a stack overflow, say). Elsewhere (systemd's journal, a
 /// terminal) such a message is for the operator and may stay.
 fn silence_stderr_if_client() {
-    fn identity(fd: impl AsFd) -> Option<(u64, u64)> {
-        nix::sys::stat::fstat(fd)
-            .ok()
-            .map(|st| (st.st_dev, st.st_ino))
-    }
-    let stderr = identity(std::io::stderr());
-    let client = [identity(std::io::stdin()), identity(std::io::stdout())];
-    if stderr.is_some() && client.contains(&stderr) {
+    if stderr_is_client() {
         if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
             let _ = nix::unistd::dup2_stderr(null);
         }
@@ -187,7 +196,7 @@ fn silence_stderr_if_client() {
 }
 
 fn refuse(log: &mut Log, start: StartError) -> ExitCode {
-    log.line(Level::Error, &format!("cannot start: {:#}", start.error));
+    log.start_error(&format!("cannot start: {:#}", start.error));
     let _ = std::io::stdout().write_all(format!("-ERR {}\r\n", start.reply).as_bytes());
     ExitCode::from(2)
 }

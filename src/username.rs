@@ -5,15 +5,26 @@
 use crate::limits::MAX_USER_NAME;
 
 /// True when `name` can be put into a mailbox path template safely: not empty, at
-/// most 64 octets, no `/`, no leading `.`, no NUL or other control characters, and
-/// no white space (no Unix account has any).
+/// most 64 octets, no `/`, no leading `.`, no NUL or other control characters, no
+/// white space (no Unix account has any), and not a lock file's name
+/// ([`is_lock_name`]).
 pub fn is_safe(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_USER_NAME
         && !name.starts_with('.')
+        && !is_lock_name(name)
         && !name
             .chars()
             .any(|c| c == '/' || c.is_control() || c.is_whitespace())
+}
+
+/// True when a mailbox named `name` could also be another user's lock file:
+/// `fred.lock` is fred's dot-lock, and `fred.lock.<more>` the form of the
+/// temporary files some dot-lockers (mutt's NFS-safe one, for instance) link
+/// from. pop1d's own temporary lock files start with a `.`, which
+/// [`is_safe`] refuses already.
+pub fn is_lock_name(name: &str) -> bool {
+    name.ends_with(".lock") || name.contains(".lock.")
 }
 
 /// The name as a log line may show it: letters, digits and `._@+-` kept, every
@@ -46,6 +57,12 @@ mod tests {
             assert!(!is_safe(name), "{name:?}");
         }
         assert!(!is_safe(&"x".repeat(65)));
+        for name in ["fred.lock", "fred.lock.host.123", "a.lock.b"] {
+            assert!(is_lock_name(name) && !is_safe(name), "{name:?}");
+        }
+        for name in ["fred.locker", "fred.lockx", "fredlock", "lock", "fred.LOCK"] {
+            assert!(!is_lock_name(name) && is_safe(name), "{name:?}");
+        }
         assert!(is_safe(&"x".repeat(64)));
         for name in [
             "fred",

@@ -364,3 +364,154 @@ fn without_passwd_file_pass_is_refused() {
     r.ok();
     r.end();
 }
+
+/// The log of a session as one text, for failure messages.
+fn log_text(out: &Outcome) -> String {
+    out.log().join("\n")
+}
+
+#[test]
+fn an_empty_password_fails_like_a_wrong_one_whatever_the_entry_holds() {
+    // `mkpasswd -m yescrypt` hashes the empty string when its stdin is not a
+    // terminal: such an entry must not open the account with no password.
+    let blank = mkpasswd("yescrypt", "");
+    let env = TestEnv::new()
+        .user("blank", &blank)
+        .args(["--max-auth-failures", "3"]);
+    let wrong = wrong_password_reply(&env);
+    // `PASS` alone and `PASS ` with an empty argument both reach verification.
+    for pass_line in ["PASS", "PASS "] {
+        let out = env.run(format!("USER blank\r\n{pass_line}\r\nQUIT\r\n").as_bytes());
+        out.assert_exit(0);
+        let mut r = out.replies();
+        r.greeting();
+        r.ok();
+        assert_eq!(r.err(), wrong, "{pass_line:?} for an empty-string hash");
+        r.ok();
+        r.end();
+        let log = out.log();
+        assert!(
+            log.iter()
+                .any(|l| l == "login failed: user=blank, rip=local"),
+            "{pass_line:?} is logged as a failed login: {log:?}"
+        );
+    }
+    // And it counts as a failure: three empty passwords end the session.
+    let out =
+        env.run(b"USER blank\r\nPASS\r\nUSER blank\r\nPASS \r\nUSER blank\r\nPASS\r\nNOOP\r\n");
+    out.assert_exit(0);
+    assert!(
+        out.log()
+            .iter()
+            .any(|l| l == "too many login failures: user=blank, rip=local"),
+        "{}",
+        log_text(&out)
+    );
+    // The same for an argon2id entry of the empty string.
+    let salt = SaltString::encode_b64(b"pop1d empty salt").unwrap();
+    let argon = argon2::Argon2::default()
+        .hash_password(b"", &salt)
+        .unwrap()
+        .to_string();
+    let env = TestEnv::new().user("blank2", &argon);
+    assert_eq!(try_login(&env, "blank2", ""), wrong);
+}
+
+#[test]
+fn a_user_name_that_is_another_users_lock_file_fails_like_an_unknown_user() {
+    // fred's dot-lock is `fred.lock` in the same directory: a user of that name
+    // could RDEL fred's lock, or have the mailbox taken for a stale lock.
+    let env = TestEnv::new()
+        .user("fred.lock", HASH_YESCRYPT)
+        .user("fred.lock.x", HASH_YESCRYPT);
+    let wrong = wrong_password_reply(&env);
+    for user in ["fred.lock", "fred.lock.x"] {
+        assert_eq!(try_login(&env, user, FRED_PASS), wrong, "USER {user}");
+    }
+    // The USER reply is the one of an unknown user too.
+    let out = env.run(b"USER fred.lock\r\nRSET\r\nUSER nosuchuser\r\n");
+    let mut r = out.replies();
+    r.greeting();
+    let a = r.ok();
+    r.ok();
+    assert_eq!(r.ok(), a);
+    // The passwd-file warning names the lines (1 is the harness's comment).
+    let out = env.run(b"");
+    let log = out.log();
+    for line in ["line 3:", "line 4:"] {
+        assert!(
+            log.iter()
+                .any(|l| l.contains(line) && l.contains("lock") && l.contains("passwd-file")),
+            "a warning for {line}: {log:?}"
+        );
+    }
+    // fred himself is not affected.
+    assert!(try_login(&env, "fred", FRED_PASS).starts_with("+OK"));
+}
+
+#[test]
+fn a_cut_short_hash_is_refused_when_the_file_is_read() {
+    let cut = &HASH_YESCRYPT[..20];
+    let sha_cut = &HASH_SHA512[..HASH_SHA512.len() - 1];
+    let long_salt = "$6$abcdefghijklmnopq$J/AWykHqo2Tx5UtavGnFc3ytI33la50JpzLTarSWVhkIXK6wOjNwwZjsrIw2UgmrER2EKrSHCeQyAINEEXAk1/";
+    let env = TestEnv::new()
+        .user("cut", cut)
+        .user("shacut", sha_cut)
+        .user("longsalt", long_salt);
+    let wrong = wrong_password_reply(&env);
+    let out = env.run(login("cut", FRED_PASS).as_bytes());
+    let mut r = out.replies();
+    r.greeting();
+    r.ok();
+    assert_eq!(r.err(), wrong);
+    let log = out.log();
+    for (line, hash) in [
+        ("line 3:", cut),
+        ("line 4:", sha_cut),
+        ("line 5:", long_salt),
+    ] {
+        assert!(
+            log.iter()
+                .any(|l| l.contains(line) && l.contains("passwd-file") && l.contains("malformed")),
+            "a warning for {line}: {log:?}"
+        );
+        assert!(
+            log.iter().all(|l| !l.contains(hash)),
+            "a warning never shows the hash: {log:?}"
+        );
+    }
+    // Refused like an unknown user: a failed login, never an unchecked one.
+    assert!(
+        log.iter().any(|l| l == "login failed: user=cut, rip=local"),
+        "{log:?}"
+    );
+    assert!(log.iter().all(|l| !l.contains("not checked")), "{log:?}");
+    for user in ["shacut", "longsalt"] {
+        assert_eq!(try_login(&env, user, FRED_PASS), wrong, "{user}");
+    }
+}
+
+#[test]
+fn a_byte_order_mark_and_trailing_blanks_are_ignored_with_a_warning() {
+    let env = TestEnv::new().passwd_text(&format!(
+        "\u{feff}fred:{HASH_YESCRYPT}\nwilma:{HASH_SHA512} \t\nbarney:{HASH_SHA256}  :1000:1000\n"
+    ));
+    for user in ["fred", "wilma", "barney"] {
+        let out = env.run(login(user, FRED_PASS).as_bytes());
+        let mut r = out.replies();
+        r.logged_in();
+        r.end();
+        let log = out.log();
+        assert!(
+            log.iter()
+                .any(|l| l.contains("line 1:") && l.contains("byte-order mark")),
+            "{log:?}"
+        );
+        for line in ["line 2:", "line 3:"] {
+            assert!(
+                log.iter().any(|l| l.contains(line) && l.contains("blanks")),
+                "a warning for {line}: {log:?}"
+            );
+        }
+    }
+}

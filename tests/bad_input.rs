@@ -311,3 +311,35 @@ fn input_after_quit_is_ignored() {
         b"From a Thu Nov 26 10:00:00 2026\n\nx\n"
     );
 }
+
+#[test]
+fn a_password_of_512_octets_or_more_is_a_failed_login() {
+    // libxcrypt hashes at most 511 octets. A longer PASS is a wrong password
+    // like any other, logged as one (fail2ban counts those), never as a fault.
+    let env = TestEnv::new().args(["--max-auth-failures", "10"]);
+    let mut script = String::new();
+    for (user, len) in [("fred", 511), ("fred", 512), ("fred", 1017), ("ghost", 600)] {
+        script.push_str(&login(user, &long_password(len)));
+    }
+    // A long password that starts with fred's real one is wrong too.
+    script.push_str(&login(
+        "fred",
+        &format!("{FRED_PASS}{}", long_password(600)),
+    ));
+    let out = env.run(script.as_bytes());
+    out.assert_exit(0);
+    let mut r = out.replies();
+    r.greeting();
+    for _ in 0..5 {
+        r.ok();
+        r.err();
+    }
+    r.end();
+    let log = out.log();
+    let failed = log
+        .iter()
+        .filter(|l| l.starts_with("login failed: "))
+        .count();
+    assert_eq!(failed, 5, "{log:?}");
+    assert!(log.iter().all(|l| !l.contains("not checked")), "{log:?}");
+}

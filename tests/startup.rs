@@ -34,6 +34,53 @@ fn assert_startup_error(out: &Outcome, what: &str) {
     r.end();
 }
 
+/// Asserts that stderr (a pipe, not the client's connection) tells the reason
+/// of a start-up error: as a log line when the log went there, else as a
+/// `pop1d: ` line.
+fn assert_reason_on_stderr(out: &Outcome, what: &str) {
+    let err = out.stderr_text();
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(
+        lines.iter().any(|l| l.contains("cannot start: ")),
+        "{what}: the reason goes to stderr too, got {err:?}"
+    );
+    let prefix = format!("pop1d[{}]: ", out.pid);
+    for line in lines {
+        assert!(
+            line.starts_with(&prefix) || line.starts_with("pop1d: "),
+            "{what}: {line:?}"
+        );
+    }
+}
+
+/// Runs pop1d with one end of a socket pair as fd 0, 1 and 2, as inetd does;
+/// returns the exit status and all the client received.
+fn over_one_socket(args: &[String], script: &[u8]) -> (std::process::ExitStatus, Vec<u8>) {
+    use std::io::{Read, Write};
+    use std::os::fd::OwnedFd;
+    use std::os::unix::net::UnixStream;
+    use std::process::Stdio;
+    let (mut client, server) = UnixStream::pair().unwrap();
+    let fd = |s: &UnixStream| Stdio::from(OwnedFd::from(s.try_clone().unwrap()));
+    let mut child = Command::new(POP1D)
+        .args(args)
+        .env_remove("REMOTE_ADDR")
+        .stdin(fd(&server))
+        .stdout(fd(&server))
+        .stderr(fd(&server))
+        .spawn()
+        .unwrap();
+    drop(server);
+    client
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let _ = client.write_all(script);
+    let _ = client.shutdown(std::net::Shutdown::Write);
+    let mut got = Vec::new();
+    let _ = client.read_to_end(&mut got);
+    (child.wait().unwrap(), got)
+}
+
 /// Arguments every case needs so that only the option under test is wrong.
 fn base(env: &TestEnv) -> Vec<String> {
     let mut v = vec![
@@ -86,11 +133,14 @@ fn bad_options_give_one_err_line_and_exit_2() {
             let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
             let out = run_bare(&a, b"USER fred\r\nPASS secret\r\n");
             assert_startup_error(&out, &format!("{extra:?}"));
-            assert!(
-                out.stderr.is_empty(),
-                "{extra:?} with --log {log:?}: nothing may go to stderr, got {:?}",
-                out.stderr_text()
-            );
+            // stderr is a pipe here, not the client: the reason shows there.
+            assert_reason_on_stderr(&out, &format!("{extra:?} with --log {log:?}"));
+            // Where stderr is the client's connection, it gets one -ERR only.
+            let (status, got) = over_one_socket(&args, b"USER fred\r\nPASS secret\r\n");
+            assert_eq!(status.code(), Some(2), "{extra:?} with --log {log:?}");
+            let mut r = Replies::new(&got);
+            r.err();
+            r.end();
         }
     }
 }
@@ -104,6 +154,27 @@ fn bad_option_with_log_stderr_logs_the_reason() {
     let out = run_bare(&a, b"");
     assert_startup_error(&out, "--bogus");
     assert!(!out.log().is_empty(), "the reason goes to the log");
+}
+
+#[test]
+fn log_stderr_after_the_bad_option_logs_the_reason_too() {
+    let env = env_with_passwd();
+    for tail in [
+        &["--bogus", "--log", "stderr"][..],
+        &["--timeout", "x", "--log=stderr"],
+        &["--log", "none", "--locks", "nope", "--log", "stderr"],
+    ] {
+        let mut args = base(&env);
+        args.extend(tail.iter().map(|s| s.to_string()));
+        let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        let out = run_bare(&a, b"");
+        assert_startup_error(&out, &format!("{tail:?}"));
+        let log = out.log();
+        assert!(
+            log.iter().any(|l| l.starts_with("cannot start: ")),
+            "{tail:?}: the reason goes to the log: {log:?}"
+        );
+    }
 }
 
 #[test]
@@ -136,11 +207,7 @@ fn missing_or_unreadable_passwd_file_is_a_startup_error() {
             let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
             let out = run_bare(&a, b"USER fred\r\n");
             assert_startup_error(&out, &format!("passwd-file {}", p.display()));
-            assert!(
-                out.stderr.is_empty(),
-                "--log {log}: {:?}",
-                out.stderr_text()
-            );
+            assert_reason_on_stderr(&out, &format!("--log {log}"));
             assert!(
                 !String::from_utf8_lossy(&out.stdout).contains(&*p.to_string_lossy()),
                 "the reply must not show a path"
@@ -180,6 +247,10 @@ fn help_and_version_go_to_stdout_and_exit_0() {
             ] {
                 assert!(text.contains(opt), "--help mentions {opt}");
             }
+            assert!(
+                text.contains("Logs:") && text.contains("/var/log/mail.log"),
+                "--help says where the logs go: {text}"
+            );
         }
     }
 }
@@ -209,27 +280,75 @@ fn log_none_writes_nothing_to_stderr_for_a_whole_session() {
     assert!(s.final_log().is_empty(), "stderr: {:?}", s.stderr_text());
 }
 
+/// True when a syslog socket exists here for pop1d to reach.
+fn syslog_reachable() -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    ["/dev/log", "/var/run/syslog", "/var/run/log"]
+        .iter()
+        .any(|p| std::fs::metadata(p).is_ok_and(|m| m.file_type().is_socket()))
+}
+
 #[test]
-fn default_syslog_without_dev_log_writes_nothing_to_stderr() {
-    // The default --log is syslog. Whether or not a syslog socket exists here,
-    // nothing may be diverted to stderr.
+fn syslog_unreachable_falls_back_to_stderr_unless_stderr_is_the_client() {
     let env = TestEnv::new().args(["--log", "syslog"]);
     env.write_mailbox("fred", &message("a@example.org", "x", "y"));
     let out = env.run(NOISY);
     out.assert_exit(0);
-    assert!(out.stderr.is_empty(), "stderr: {:?}", out.stderr_text());
+    if syslog_reachable() {
+        assert!(out.stderr.is_empty(), "stderr: {:?}", out.stderr_text());
+    } else {
+        // stderr is a pipe, not the client: the log is not lost.
+        let log = out.log();
+        assert!(
+            log.iter().any(|l| l == "connect: rip=local"),
+            "no syslog socket: the log falls back to stderr: {log:?}"
+        );
+    }
 
-    // Truly the default: no --log option at all.
+    // Truly the default (no --log option at all), with fd 0, 1 and 2 one
+    // socket as inetd sets it up: the client gets protocol and nothing else.
     let env = TestEnv::new();
     env.write_mailbox("fred", &message("a@example.org", "x", "y"));
     let _ = env.command(); // writes the passwd-file
-    let mut cmd = Command::new(POP1D);
-    cmd.args(base(&env)).args(["--auth-delay", "0"]);
-    let out = run_command(cmd, NOISY);
-    out.assert_exit(0);
-    assert!(out.stderr.is_empty(), "stderr: {:?}", out.stderr_text());
-    let mut r = out.replies();
+    let mut args = base(&env);
+    args.extend(["--auth-delay".into(), "0".into()]);
+    let (status, got) = over_one_socket(&args, NOISY);
+    assert_eq!(status.code(), Some(0));
+    for line in got.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+        let line = String::from_utf8_lossy(line);
+        assert!(
+            !line.contains("pop1d"),
+            "a log line reached the client: {line:?}"
+        );
+    }
+    let mut r = Replies::new(&got);
     r.greeting();
+}
+
+#[test]
+fn log_stderr_is_refused_when_stderr_is_the_client() {
+    let env = env_with_passwd();
+    let mut args = base(&env);
+    args.extend([
+        "--log".into(),
+        "stderr".into(),
+        "--auth-delay".into(),
+        "0".into(),
+    ]);
+    let (status, got) = over_one_socket(&args, b"USER fred\r\nPASS wrong\r\nQUIT\r\n");
+    assert_eq!(
+        status.code(),
+        Some(2),
+        "client got {:?}",
+        String::from_utf8_lossy(&got)
+    );
+    let mut r = Replies::new(&got);
+    r.err();
+    r.end();
+    // With stderr apart from the client, --log stderr works as before.
+    let out = env.run(b"QUIT\r\n");
+    out.assert_exit(0);
+    assert!(out.log().iter().any(|l| l == "connect: rip=local"));
 }
 
 #[test]

@@ -1,10 +1,12 @@
 //! Verifying one password against one stored hash: crypt(3) hashes through the
 //! system's libxcrypt (`crypt_rn`), argon2id through the `argon2` crate.
 //!
+//! Also makes a new yescrypt hash, for `pop1d --hash-password`.
+//!
 //! The only FFI of pop1d's authentication. Every buffer that held a password or a
 //! value derived from it is wiped before it is freed.
 
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_char, c_int, c_ulong, c_void, CStr};
 
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -19,10 +21,30 @@ extern "C" {
         data: *mut c_void,
         size: c_int,
     ) -> *mut c_char;
+
+    /// libxcrypt: `char *crypt_gensalt_rn(const char *prefix, unsigned long count,
+    /// const char *rbytes, int nrbytes, char *output, int output_size)`; NULL on
+    /// failure, else `output`. With `rbytes` NULL, libxcrypt draws the salt from
+    /// the system's random source itself.
+    fn crypt_gensalt_rn(
+        prefix: *const c_char,
+        count: c_ulong,
+        rbytes: *const c_char,
+        nrbytes: c_int,
+        output: *mut c_char,
+        output_size: c_int,
+    ) -> *mut c_char;
 }
+
+/// libxcrypt's `CRYPT_GENSALT_OUTPUT_SIZE`.
+const CRYPT_GENSALT_OUTPUT_SIZE: usize = 192;
 
 /// libxcrypt's `sizeof(struct crypt_data)`.
 const CRYPT_DATA_SIZE: usize = 32768;
+
+/// libxcrypt's `CRYPT_MAX_PASSPHRASE_SIZE`: crypt(3) hashes phrases shorter than
+/// this.
+pub const CRYPT_MAX_PASSPHRASE_SIZE: usize = 512;
 
 /// The hash families pop1d accepts, by their crypt(3) prefix.
 pub const CRYPT_PREFIXES: [&str; 8] = ["$y$", "$gy$", "$7$", "$6$", "$5$", "$2b$", "$2y$", "$2a$"];
@@ -49,7 +71,7 @@ pub enum Hash {
 impl Hash {
     /// Accept `text` if it is a hash of a family pop1d verifies.
     pub fn parse(text: &str) -> Option<Hash> {
-        if CRYPT_PREFIXES.iter().any(|prefix| text.starts_with(prefix)) && !text.contains('\0') {
+        if CRYPT_PREFIXES.iter().any(|prefix| text.starts_with(prefix)) && crypt_well_formed(text) {
             Some(Hash::Crypt(text.to_owned()))
         } else if text.starts_with(ARGON2ID_PREFIX) && Argon2Entry::parse(text).is_some() {
             Some(Hash::Argon2id(text.to_owned()))
@@ -85,11 +107,78 @@ impl Hash {
     /// address-space limit, or an entry libxcrypt cannot read): that proves
     /// nothing about the password, so it must never be logged as a failed
     /// login, though the client is answered as if it were one.
+    ///
+    /// An empty password never matches, whatever the entry holds (a hash of the
+    /// empty string, say): it is still hashed, so that it costs what a wrong
+    /// password costs, and then denied.
     pub fn verify(&self, password: &[u8]) -> Result<bool, Unverifiable> {
-        match self {
+        let matches = match self {
             Hash::Crypt(setting) => crypt_matches(password, setting),
             Hash::Argon2id(text) => argon2_matches(password, text),
+        }?;
+        Ok(matches && !password.is_empty())
+    }
+}
+
+/// The characters of crypt(3)'s base-64 encoding, in which salts and digests
+/// are written.
+fn is_crypt64(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'/')
+}
+
+/// True when `text` has the exact shape libxcrypt writes for its family: the
+/// fields it must have, a salt of allowed characters and length, and a digest
+/// of the family's exact length. A cut-short, damaged or padded entry could
+/// never match, and libxcrypt may refuse it at once, which would answer a
+/// login faster than a real hash does and so give the account away: such an
+/// entry is refused when the file is read. A check of the text only: hashing
+/// every entry at load would cost each session one hash per user.
+fn crypt_well_formed(text: &str) -> bool {
+    let fields: Vec<&str> = text.split('$').collect();
+    match fields.as_slice() {
+        // $y$PARAMS$SALT$DIGEST, $gy$ the same.
+        ["", "y" | "gy", params, salt, digest] => {
+            is_crypt64(params) && is_crypt64(salt) && is_crypt64(digest) && digest.len() == 43
         }
+        // $7$ + 11 characters of parameters, then the salt; $DIGEST.
+        ["", "7", params_and_salt, digest] => {
+            params_and_salt.len() > 11
+                && is_crypt64(params_and_salt)
+                && is_crypt64(digest)
+                && digest.len() == 43
+        }
+        ["", id @ ("5" | "6"), rest @ ..] => {
+            let (salt, digest) = match rest {
+                [rounds, salt, digest] => match rounds.strip_prefix("rounds=") {
+                    // libxcrypt writes the rounds it used, clamped to this range
+                    // and without leading zeros: any other form never matches.
+                    Some(n)
+                        if !n.starts_with('0')
+                            && n.parse::<u32>()
+                                .is_ok_and(|n| (1000..=999_999_999).contains(&n)) =>
+                    {
+                        (salt, digest)
+                    }
+                    _ => return false,
+                },
+                [salt, digest] => (salt, digest),
+                _ => return false,
+            };
+            let digest_len = if *id == "5" { 43 } else { 86 };
+            // A longer salt is cut to 16 characters in the result.
+            is_crypt64(salt) && salt.len() <= 16 && is_crypt64(digest) && digest.len() == digest_len
+        }
+        // $2b$CC$ + 22 characters of salt and 31 of digest.
+        ["", "2a" | "2b" | "2y", cost, salt_and_digest] => {
+            cost.len() == 2
+                && cost.parse::<u8>().is_ok_and(|c| (4..=31).contains(&c))
+                && is_crypt64(salt_and_digest)
+                && salt_and_digest.len() == 53
+        }
+        _ => false,
     }
 }
 
@@ -100,6 +189,11 @@ fn crypt_matches(password: &[u8], setting: &str) -> Result<bool, Unverifiable> {
         Some(at) => (&password[..at], true),
         None => (password, false),
     };
+    // libxcrypt refuses a longer phrase outright (ERANGE), which is no fault of
+    // the server's: hash the longest phrase it takes, for the same work as a
+    // wrong password, and never accept such a password.
+    let too_long = phrase_bytes.len() >= CRYPT_MAX_PASSPHRASE_SIZE;
+    let phrase_bytes = &phrase_bytes[..phrase_bytes.len().min(CRYPT_MAX_PASSPHRASE_SIZE - 1)];
     let mut phrase = Zeroizing::new(Vec::with_capacity(phrase_bytes.len() + 1));
     phrase.extend_from_slice(phrase_bytes);
     phrase.push(0);
@@ -127,7 +221,65 @@ fn crypt_matches(password: &[u8], setting: &str) -> Result<bool, Unverifiable> {
         }
         bool::from(CStr::from_ptr(result).to_bytes().ct_eq(setting.as_bytes()))
     };
-    Ok(matches && !has_nul)
+    Ok(matches && !has_nul && !too_long)
+}
+
+/// A new yescrypt hash of `password`, at libxcrypt's default cost and with a
+/// fresh random salt: the hash field of a passwd-file line. Refuses what could
+/// never log in: an empty password, a NUL, or [`CRYPT_MAX_PASSPHRASE_SIZE`]
+/// octets or more.
+pub fn new_yescrypt_hash(password: &[u8]) -> Result<String, &'static str> {
+    if password.is_empty() {
+        return Err("an empty password never logs in");
+    }
+    if password.contains(&0) {
+        return Err("a password cannot hold a NUL byte");
+    }
+    if password.len() >= CRYPT_MAX_PASSPHRASE_SIZE {
+        return Err("the password is too long: crypt(3) takes at most 511 octets");
+    }
+    let mut setting = [0u8; CRYPT_GENSALT_OUTPUT_SIZE];
+    // SAFETY: the prefix is a NUL-terminated literal; `rbytes` NULL with `nrbytes`
+    // 0 asks libxcrypt for its own random bytes; `setting` is a writable buffer of
+    // exactly the size passed, which libxcrypt fills with a NUL-terminated
+    // setting string when it returns non-NULL.
+    let made = unsafe {
+        crypt_gensalt_rn(
+            c"$y$".as_ptr(),
+            0,
+            std::ptr::null(),
+            0,
+            setting.as_mut_ptr().cast(),
+            CRYPT_GENSALT_OUTPUT_SIZE as c_int,
+        )
+    };
+    if made.is_null() {
+        return Err("libxcrypt could not make a yescrypt setting (no random source?)");
+    }
+    let mut phrase = Zeroizing::new(Vec::with_capacity(password.len() + 1));
+    phrase.extend_from_slice(password);
+    phrase.push(0);
+    let mut data = Zeroizing::new(vec![0u8; CRYPT_DATA_SIZE]);
+    // SAFETY: `phrase` and `setting` are NUL-terminated and live across the call;
+    // `data` is a writable buffer of exactly the size passed (libxcrypt's `struct
+    // crypt_data`); a non-NULL result points at a NUL-terminated string inside
+    // `data`, copied out below while `data` is still alive.
+    let hash = unsafe {
+        let result = crypt_rn(
+            phrase.as_ptr().cast(),
+            setting.as_ptr().cast(),
+            data.as_mut_ptr().cast(),
+            CRYPT_DATA_SIZE as c_int,
+        );
+        if result.is_null() {
+            return Err("crypt(3) could not compute the hash (too little memory?)");
+        }
+        CStr::from_ptr(result).to_str().map(str::to_owned)
+    };
+    match hash {
+        Ok(hash) if Hash::parse(&hash).is_some() => Ok(hash),
+        _ => Err("crypt(3) returned no usable hash"),
+    }
 }
 
 /// An argon2id entry taken apart as the argon2 crate's `verify_password` would,
@@ -204,6 +356,40 @@ mod tests {
         assert_eq!(hash.verify(b"demO"), Ok(false));
         assert_eq!(hash.verify(b"demo\0x"), Ok(false));
         assert_eq!(hash.verify(b""), Ok(false));
+        let long = [b"demo".as_slice(), &[b'x'; 508]].concat();
+        assert_eq!(hash.verify(&long[..511]), Ok(false));
+        assert_eq!(hash.verify(&long), Ok(false));
+        assert_eq!(hash.verify(&[b'x'; 5000]), Ok(false));
+    }
+
+    #[test]
+    fn an_empty_password_never_matches() {
+        // `mkpasswd -m sha256crypt -R 1000` of the empty string.
+        let empty = "$5$rounds=1000$PSuGuFk4/0BYAZ3w$/g1H/9yUkl95xGaV8kz8Yb8EihTKtwgHOrA47iJosJB";
+        assert_eq!(crypt_matches(b"", empty), Ok(true));
+        let hash = Hash::parse(empty).unwrap();
+        assert_eq!(hash.verify(b""), Ok(false));
+        assert_eq!(hash.verify(b"\0"), Ok(false));
+        assert_eq!(hash.verify(b"x"), Ok(false));
+    }
+
+    #[test]
+    fn new_hashes_verify_and_refuse_what_never_logs_in() {
+        let hash = new_yescrypt_hash(b"demo pass").unwrap();
+        assert!(hash.starts_with("$y$"), "{hash}");
+        let parsed = Hash::parse(&hash).unwrap();
+        assert_eq!(parsed.verify(b"demo pass"), Ok(true));
+        assert_eq!(parsed.verify(b"demo"), Ok(false));
+        assert_ne!(new_yescrypt_hash(b"demo pass").unwrap(), hash);
+        // The longest password crypt(3) takes, and one octet more that starts
+        // with it: the longer one must not match.
+        let longest = [b'x'; CRYPT_MAX_PASSPHRASE_SIZE - 1];
+        let parsed = Hash::parse(&new_yescrypt_hash(&longest).unwrap()).unwrap();
+        assert_eq!(parsed.verify(&longest), Ok(true));
+        assert_eq!(parsed.verify(&[b'x'; CRYPT_MAX_PASSPHRASE_SIZE]), Ok(false));
+        for bad in [&b""[..], b"a\0b", &[b'x'; CRYPT_MAX_PASSPHRASE_SIZE]] {
+            assert!(new_yescrypt_hash(bad).is_err());
+        }
     }
 
     #[test]
@@ -238,6 +424,36 @@ mod tests {
             no_digest,
         ] {
             assert!(Hash::parse(&bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn malformed_crypt_entries_are_refused_when_read() {
+        let yescrypt = "$y$j9T$a5M6cgfwi6uQxVC6aVQEE.$qbYn0Zqi8FDwIQ0MbuCWW/falEvKTI0zWFnProB4aO9";
+        let bcrypt = "$2b$05$YcEbg5ikc5lVJNJt8t803.gGuOrIIR0zxjveMTKe5VxMVeuSTcfDy";
+        let scrypt = "$7$CU..../....abc$wAuEOYcLM7kO6uZQXQIbfiQLCU8Fy1YXPblM7CyxZH3";
+        let sha256 = "$5$rounds=1000$PSuGuFk4/0BYAZ3w$/g1H/9yUkl95xGaV8kz8Yb8EihTKtwgHOrA47iJosJB";
+        for good in [SHA512, yescrypt, bcrypt, scrypt, sha256] {
+            assert!(Hash::parse(good).is_some(), "{good}");
+            // Every shorter or longer form, and every padded one, is refused.
+            for end in 1..good.len() {
+                assert!(Hash::parse(&good[..end]).is_none(), "{}", &good[..end]);
+            }
+            for padded in [format!("{good} "), format!("{good}\t"), format!("{good}x")] {
+                assert!(Hash::parse(&padded).is_none(), "{padded:?}");
+            }
+        }
+        for bad in [
+            "$6$abcdefghijklmnopq$J/AWykHqo2Tx5UtavGnFc3ytI33la50JpzLTarSWVhkIXK6wOjNwwZjsrIw2UgmrER2EKrSHCeQyAINEEXAk1/",
+            &sha256.replace("rounds=1000", "rounds=01000"),
+            &sha256.replace("rounds=1000", "rounds=999"),
+            &sha256.replace("rounds=1000", "rounds=x"),
+            &bcrypt.replace("$05$", "$5$"),
+            &bcrypt.replace("$05$", "$03$"),
+            &yescrypt.replace("j9T", "j:T"),
+            &yescrypt.replace("$j9T$", "$$"),
+        ] {
+            assert!(Hash::parse(bad).is_none(), "{bad}");
         }
     }
 

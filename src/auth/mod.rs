@@ -8,5 +8,5 @@
 mod crypt;
 mod passwd_file;
 
-pub use crypt::{Hash, Unverifiable};
+pub use crypt::{new_yescrypt_hash, Hash, Unverifiable, CRYPT_MAX_PASSPHRASE_SIZE};
 pub use passwd_file::{LoadError, PasswdFile};

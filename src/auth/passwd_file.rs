@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::crypt::{Hash, Unverifiable};
+use super::crypt::{Hash, Unverifiable, ARGON2ID_PREFIX, CRYPT_PREFIXES};
 use crate::username;
 
 /// Hash made with `mkpasswd -m yescrypt` from a random password nobody knows: what
@@ -64,6 +64,15 @@ impl PasswdFile {
         let mut users = HashMap::new();
         let mut warnings = Vec::new();
         let mut dummy = None;
+        // Some editors on other systems start a UTF-8 file with a byte-order
+        // mark; it would become part of the first user's name.
+        let text = match text.strip_prefix('\u{feff}') {
+            Some(rest) => {
+                warnings.push("line 1: a UTF-8 byte-order mark starts the file; ignored".into());
+                rest
+            }
+            None => text,
+        };
         for (number, line) in text
             .lines()
             .enumerate()
@@ -79,6 +88,13 @@ impl PasswdFile {
                 ));
                 continue;
             };
+            if username::is_lock_name(name) {
+                warnings.push(format!(
+                    "line {number}: user {}: a name ending in .lock (or holding .lock.) is another user's lock file name; skipped",
+                    username::escape_for_log(name.as_bytes())
+                ));
+                continue;
+            }
             if !username::is_safe(name) {
                 warnings.push(format!("line {number}: unusable user name; skipped"));
                 continue;
@@ -89,10 +105,23 @@ impl PasswdFile {
                 ));
                 continue;
             }
-            let hash = accept(stored);
-            if hash.is_none() {
+            // Blanks after the hash (an editor's, or a pasted line's) would make
+            // it never match; no hash has any.
+            let trimmed = stored.trim_end_matches([' ', '\t']);
+            if trimmed.len() != stored.len() && !trimmed.is_empty() {
                 warnings.push(format!(
-                    "line {number}: user {name} has a locked, empty, plain-text or unsupported password; login refused"
+                    "line {number}: user {name}: blanks after the hash; ignored"
+                ));
+            }
+            let hash = accept(trimmed);
+            if hash.is_none() {
+                let why = if looks_like_a_hash(trimmed) {
+                    "a malformed hash (cut short, damaged, or of settings libxcrypt would not write)"
+                } else {
+                    "a locked, empty, plain-text or unsupported password"
+                };
+                warnings.push(format!(
+                    "line {number}: user {name} has {why}; login refused"
                 ));
             }
             if dummy.is_none() {
@@ -133,19 +162,34 @@ impl PasswdFile {
     }
 }
 
-/// The usable hash in a stored password field, if any.
-fn accept(stored: &str) -> Option<Hash> {
-    let hash = match stored.strip_prefix('{') {
+/// The hash in a stored password field, without a `{SCHEME}` prefix of a crypt
+/// scheme; `None` for another scheme.
+fn strip_scheme(stored: &str) -> Option<&str> {
+    match stored.strip_prefix('{') {
         Some(rest) => {
             let (scheme, hash) = rest.split_once('}')?;
-            if !CRYPT_SCHEMES.contains(&scheme.to_ascii_uppercase().as_str()) {
-                return None;
-            }
-            hash
+            CRYPT_SCHEMES
+                .contains(&scheme.to_ascii_uppercase().as_str())
+                .then_some(hash)
         }
-        None => stored,
-    };
-    Hash::parse(hash)
+        None => Some(stored),
+    }
+}
+
+/// The usable hash in a stored password field, if any.
+fn accept(stored: &str) -> Option<Hash> {
+    Hash::parse(strip_scheme(stored)?)
+}
+
+/// True when the field starts like a hash of a family pop1d verifies: if it is
+/// refused, it is malformed rather than of an unsupported kind.
+fn looks_like_a_hash(stored: &str) -> bool {
+    strip_scheme(stored).is_some_and(|hash| {
+        CRYPT_PREFIXES
+            .iter()
+            .chain([&ARGON2ID_PREFIX])
+            .any(|prefix| hash.starts_with(prefix))
+    })
 }
 
 #[cfg(test)]

@@ -1,11 +1,15 @@
 //! The operator's log: syslog (facility mail, ident pop1d, with pid), stderr on
 //! request, or nothing. One line per event, in a fixed form fail2ban can match.
 //!
-//! Never logs a password. Never writes to stderr unless `--log stderr` was asked:
-//! under inetd, stderr can be the client's socket. When no syslog socket exists,
-//! lines are dropped, not diverted.
+//! Never logs a password. Never writes a log line to the client: under inetd,
+//! stderr can be the client's socket. Where stderr is not the client's socket (a
+//! terminal, a file, a pipe, systemd's journal), syslog falls back to stderr when
+//! no syslog socket can be reached, and a start-up error is also written there;
+//! where it is, `--log stderr` goes to syslog instead (and the binary refuses to
+//! start), and lines syslog cannot take are dropped.
 
 use std::io::Write;
+use std::os::fd::AsFd;
 
 use syslog::{Facility, Formatter3164, Logger, LoggerBackend};
 
@@ -44,19 +48,39 @@ pub enum Log {
 }
 
 impl Log {
+    /// The log `target` names, as far as it can be had without a log line ever
+    /// reaching the client (see the module's first lines).
     pub fn open(target: Target) -> Log {
+        let stderr_is_client = stderr_is_client();
         match target {
-            Target::Syslog => Log::Syslog(
-                syslog::unix(Formatter3164 {
+            Target::Syslog | Target::Stderr => {
+                if target == Target::Stderr && !stderr_is_client {
+                    return Log::Stderr;
+                }
+                let logger = syslog::unix(Formatter3164 {
                     facility: Facility::LOG_MAIL,
                     hostname: None,
                     process: "pop1d".into(),
                     pid: std::process::id(),
                 })
-                .ok(),
-            ),
-            Target::Stderr => Log::Stderr,
+                .ok();
+                match logger {
+                    None if !stderr_is_client => Log::Stderr,
+                    logger => Log::Syslog(logger),
+                }
+            }
             Target::None => Log::None,
+        }
+    }
+
+    /// Log why pop1d cannot start, and write it to stderr as well when stderr
+    /// is not the client's connection and the log did not go there already:
+    /// whoever started pop1d from a shell or a unit sees the reason.
+    pub fn start_error(&mut self, message: &str) {
+        self.line(Level::Error, message);
+        if !matches!(self, Log::Stderr) && !stderr_is_client() {
+            let line = format!("pop1d: {message}\n");
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
         }
     }
 
@@ -80,6 +104,23 @@ impl Log {
     pub fn event(&mut self, event: &Event, rip: &str) {
         let (level, message) = describe(event, rip);
         self.line(level, &message);
+    }
+}
+
+/// True when fd 2 is the client's connection: the same open file as fd 0 or 1
+/// (inetd and xinetd hand the socket over as fd 0, 1 and 2). A closed fd 2 counts
+/// as the client's too: whatever is opened there next may be.
+pub fn stderr_is_client() -> bool {
+    fn identity(fd: impl AsFd) -> Option<(u64, u64)> {
+        nix::sys::stat::fstat(fd)
+            .ok()
+            .map(|st| (st.st_dev, st.st_ino))
+    }
+    match identity(std::io::stderr()) {
+        Some(stderr) => {
+            [identity(std::io::stdin()), identity(std::io::stdout())].contains(&Some(stderr))
+        }
+        None => true,
     }
 }
 

@@ -6,6 +6,11 @@
 //! Caught: SIGTERM (systemd, inetd going down), SIGHUP, SIGINT, SIGQUIT, SIGALRM,
 //! SIGUSR1, SIGUSR2 and SIGXCPU (xinetd's rlimit_cpu): left at their default, each
 //! would kill pop1d and leave its dot-lock behind.
+//!
+//! Ignored: SIGXFSZ (a file-size limit, `prlimit --fsize`, xinetd's
+//! rlimit_fsize). A write past the limit then fails with EFBIG, an I/O error the
+//! lock and mailbox code already answer, where the default action would kill
+//! pop1d halfway through writing its dot-lock.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -35,6 +40,7 @@ pub struct Stop {
 impl Stop {
     /// Install the handlers. Call once, before the session starts.
     pub fn install() -> io::Result<Stop> {
+        ignore_file_size_signal()?;
         let (wake, ring) = UnixStream::pair()?;
         wake.set_nonblocking(true)?;
         ring.set_nonblocking(true)?;
@@ -62,6 +68,16 @@ impl Stop {
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.wake.as_fd()
     }
+}
+
+/// Set SIGXFSZ to SIG_IGN, so that a write beyond RLIMIT_FSIZE fails with EFBIG.
+fn ignore_file_size_signal() -> io::Result<()> {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: SIG_IGN installs no handler function, so nothing can run in signal
+    // context; signal(2) only changes this process's disposition of SIGXFSZ.
+    unsafe { signal(Signal::SIGXFSZ, SigHandler::SigIgn) }
+        .map(drop)
+        .map_err(io::Error::from)
 }
 
 /// How a wait for the client ended.
