@@ -47,6 +47,9 @@ goes to stdout.
 #[derive(Debug)]
 pub enum Request {
     Serve(Options),
+    /// Check the configuration these options describe, print what was found,
+    /// and serve nobody (`--check`, in the manner of `sshd -t`).
+    Check(Options),
     Help,
     Version,
     /// `--hash-password`: make a passwd-file hash, serve nothing.
@@ -135,6 +138,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Reque
     let args: Vec<std::ffi::OsString> = args.into_iter().collect();
     let log = log_target(&args);
     let mut options = Options::default();
+    let mut check = false;
     let mut parser = lexopt::Parser::from_args(args);
     let result = (|| -> Result<Option<Request>, String> {
         use lexopt::prelude::*;
@@ -143,6 +147,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Reque
                 Long("help") | Short('h') => return Ok(Some(Request::Help)),
                 Long("version") | Short('V') => return Ok(Some(Request::Version)),
                 Long("hash-password") => return Ok(Some(Request::HashPassword)),
+                Long("check") => check = true,
                 Long("passwd-file") => {
                     options.passwd_file = Some(PathBuf::from(string_value(&mut parser)?))
                 }
@@ -177,6 +182,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Reque
     })();
     match result {
         Ok(Some(request)) => Ok(request),
+        Ok(None) if check => Ok(Request::Check(options)),
         Ok(None) => Ok(Request::Serve(options)),
         Err(reason) => Err(BadArguments {
             reason,

@@ -23,6 +23,7 @@ use pop1d::lock;
 use pop1d::session::{End, Session};
 use pop1d::store::FileStore;
 
+mod check;
 mod hash_password;
 
 /// A start-up failure: what the client is told, and the whole story for the log.
@@ -49,6 +50,7 @@ fn main() -> ExitCode {
         Request::Help => return print(cli::USAGE),
         Request::Version => return print(&format!("pop1d {}\n", env!("CARGO_PKG_VERSION"))),
         Request::HashPassword => return hash_password::run(),
+        Request::Check(options) => return check::run(&options),
         Request::Serve(options) => options,
     };
     let mut log = Log::open(options.log);
@@ -127,8 +129,17 @@ fn prepare(
                 reply: "password file unavailable",
                 error: anyhow::anyhow!(e.0),
             })?;
-            for warning in warnings {
-                log.line(Level::Warning, &warning);
+            // One line, not one per entry on every connection of a busy
+            // server: --check lists them.
+            if !warnings.is_empty() {
+                log.line(
+                    Level::Warning,
+                    &format!(
+                        "passwd-file {}: {} warning(s) about its entries or mode; run pop1d --check to list them",
+                        path.display(),
+                        warnings.len()
+                    ),
+                );
             }
             Some(file)
         }

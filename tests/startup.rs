@@ -418,3 +418,110 @@ fn user_option_rules() {
         assert_startup_error(&out, "--user root when not root");
     }
 }
+
+// --- pop1d --check, and mistyped mailbox directories ----------------------------
+
+#[test]
+fn check_reports_a_usable_configuration_and_exits_0() {
+    let env = TestEnv::new().user("anne", HASH_SHA256);
+    let (out, lines) = env.check();
+    out.assert_exit(0);
+    assert!(out.stderr.is_empty() || !out.stderr_text().contains("connect:"));
+    let has = |text: &str| lines.iter().any(|l| l.contains(text));
+    assert!(has("passwd-file"), "{lines:?}");
+    assert!(has("a dot-lock can be made there"), "{lines:?}");
+    assert!(
+        lines
+            .last()
+            .unwrap()
+            .starts_with("pop1d --check: 0 error(s)"),
+        "{lines:?}"
+    );
+    // It serves nobody and leaves nothing behind.
+    env.assert_mail_dir_is(&[]);
+}
+
+#[test]
+fn check_lists_passwd_file_warnings_that_a_session_only_sums_up() {
+    let env = TestEnv::new()
+        .user("fred.lock", HASH_YESCRYPT)
+        .user("cut", &HASH_YESCRYPT[..20]);
+    let (out, lines) = env.check();
+    out.assert_exit(0);
+    let warnings: Vec<&String> = lines.iter().filter(|l| l.starts_with("warning:")).collect();
+    assert_eq!(warnings.len(), 2, "{lines:?}");
+    // A serving pop1d says it in one line on each connection.
+    let out = env.run(b"QUIT\r\n");
+    out.assert_exit(0);
+    let log = out.log();
+    let about_file: Vec<&String> = log.iter().filter(|l| l.contains("passwd-file")).collect();
+    assert_eq!(about_file.len(), 1, "{log:?}");
+    assert!(
+        about_file[0].contains("2 warning(s)") && about_file[0].contains("pop1d --check"),
+        "{log:?}"
+    );
+}
+
+#[test]
+fn check_finds_a_missing_mailbox_directory_and_a_missing_passwd_file() {
+    let env = TestEnv::new();
+    let missing = env.root.join("no-such-dir");
+    let env = env.args(["--mailbox".to_string(), format!("{}/%u", missing.display())]);
+    let (out, lines) = env.check();
+    out.assert_exit(2);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("error: mailbox directory") && l.contains("no-such-dir")),
+        "{lines:?}"
+    );
+    let env = TestEnv::new().without_passwd_file();
+    let (out, lines) = env.check();
+    out.assert_exit(2);
+    assert!(
+        lines.iter().any(|l| l.contains("no --passwd-file")),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn a_missing_mailbox_directory_is_an_error_not_an_empty_mailbox() {
+    let env = TestEnv::new();
+    let missing = env.root.join("no-such-dir");
+    let env = env.args(["--mailbox".to_string(), format!("{}/%u", missing.display())]);
+    let out = env.run(&fred_transaction("RETR", "\r\n"));
+    let mut r = out.replies();
+    r.logged_in();
+    assert_eq!(r.err(), "-ERR mailbox unavailable");
+    let log = out.log();
+    assert!(
+        log.iter().any(|l| l.starts_with("mailbox error: user=fred")
+            && l.contains(&format!(
+                "the mailbox directory {} does not exist",
+                missing.display()
+            ))),
+        "{log:?}"
+    );
+    // A missing mailbox file in a directory that exists is an empty mailbox.
+    let env = TestEnv::new();
+    let out = env.run(&fred_transaction("RETR", "\r\n"));
+    let mut r = out.replies();
+    r.logged_in();
+    assert_eq!(r.count(), 0);
+}
+
+#[test]
+fn a_relative_mailbox_template_is_refused_at_start() {
+    let env = TestEnv::new().args(["--mailbox", "mail/%u"]);
+    let out = env.run(b"QUIT\r\n");
+    out.assert_exit(2);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "-ERR bad command line\r\n"
+    );
+    assert!(
+        out.stderr_text().contains("relative"),
+        "{}",
+        out.stderr_text()
+    );
+}

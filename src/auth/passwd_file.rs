@@ -153,6 +153,11 @@ impl PasswdFile {
         }
     }
 
+    /// The user names the file lists, in no particular order.
+    pub fn users(&self) -> impl Iterator<Item = &str> {
+        self.users.keys().map(String::as_str)
+    }
+
     pub fn len(&self) -> usize {
         self.users.len()
     }

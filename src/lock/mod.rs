@@ -123,6 +123,19 @@ impl Drop for LockedFile {
     }
 }
 
+/// Make and remove a dot-lock in `dir`, for a mailbox no user can have (its
+/// name begins with a dot): whether dot-locks can be made there at all.
+pub fn try_dotlock_in(dir: &Path) -> io::Result<()> {
+    let probe = dir.join(format!(".pop1d-check.{}", std::process::id()));
+    match dotlock::try_lock(&probe, crate::limits::DOTLOCK_REFRESH)? {
+        Some(held) => {
+            drop(held);
+            Ok(())
+        }
+        None => Err(io::Error::other("the probe's lock was held")),
+    }
+}
+
 /// Lock `file`, the open mailbox found at `path`.
 pub fn lock(file: File, path: &Path, config: &Config) -> Result<LockedFile, LockError> {
     let deadline = Instant::now() + config.timeout;

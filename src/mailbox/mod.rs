@@ -61,11 +61,19 @@ impl Mbox {
             let file = match open_regular(path) {
                 Ok(Some(file)) => file,
                 Ok(None) => {
+                    // A missing mailbox is an empty one; a missing directory
+                    // is a mistyped template, which must not look empty.
+                    if let Some(dir) = missing_directory(path) {
+                        return Err(OpenError::Failed(format!(
+                            "the mailbox directory {} does not exist",
+                            dir.display()
+                        )));
+                    }
                     return Ok(Mbox {
                         path: path.into(),
                         held: None,
                         count: 0,
-                    })
+                    });
                 }
                 Err(error) => return Err(failed("cannot open", &error)),
             };
@@ -162,6 +170,15 @@ fn check_plain_file(meta: &std::fs::Metadata) -> io::Result<()> {
         )));
     }
     Ok(())
+}
+
+/// The directory of `path`, when it does not exist.
+fn missing_directory(path: &Path) -> Option<&Path> {
+    let dir = path.parent()?;
+    match std::fs::metadata(dir) {
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Some(dir),
+        _ => None,
+    }
 }
 
 /// True when `path` still names the file with this (device, inode).

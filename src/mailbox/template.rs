@@ -10,7 +10,9 @@ use crate::username;
 pub struct Template(String);
 
 impl Template {
-    /// Check a template: it must contain `%u`, and no other `%` sequence than `%%`.
+    /// Check a template: it must be absolute (a relative one would depend on the
+    /// directory inetd starts pop1d in) and contain `%u`, and no other `%`
+    /// sequence than `%%`.
     pub fn parse(text: &str) -> Result<Template, String> {
         let mut has_user = false;
         let mut chars = text.chars();
@@ -30,7 +32,17 @@ impl Template {
         if !has_user {
             return Err(format!("mailbox template {text:?} has no %u"));
         }
+        if !text.starts_with('/') {
+            return Err(format!(
+                "mailbox template {text:?} is relative: give an absolute path"
+            ));
+        }
         Ok(Template(text.to_owned()))
+    }
+
+    /// The template as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 
     /// The path of `user`'s mailbox, or `None` when the name is not safe.

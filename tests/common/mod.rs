@@ -452,6 +452,19 @@ impl TestEnv {
         run_command(self.command(), script)
     }
 
+    /// Runs `pop1d --check` with this environment's options; returns its
+    /// outcome and the lines it printed.
+    pub fn check(&self) -> (Outcome, Vec<String>) {
+        let mut cmd = self.command();
+        cmd.arg("--check");
+        let out = run_command(cmd, b"");
+        let lines = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        (out, lines)
+    }
+
     /// Starts an interactive session.
     pub fn spawn(&self) -> Session {
         Session::spawn(self.command())
