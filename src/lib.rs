@@ -10,7 +10,8 @@
 //! - [`memory`], beside them all: large buffers and room checks that fail with
 //!   an error where an allocation would abort.
 //!
-//! The types that cross the session's boundary are in [`boundary`]; an
+//! The types that cross the session's boundary are in `boundary`, re-exported
+//! by [`session`]; an
 //! in-memory world for tests and fuzzing is in `testing` (feature `testing`).
 //! pop1d never starts a thread: periodic work (touching a dot-lock) is a
 //! deadline in the same poll(2) loop that waits for the client.
@@ -19,11 +20,11 @@
 //! mailbox layer into locks, and the lock module never knows about the protocol.
 
 pub mod auth;
-pub mod boundary;
+mod boundary;
 pub mod cli;
-pub mod command;
+mod command;
 pub mod edge;
-pub mod fileid;
+mod fileid;
 pub mod limits;
 pub mod lines;
 pub mod lock;
@@ -33,4 +34,4 @@ pub mod session;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
-pub mod username;
+mod username;
