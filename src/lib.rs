@@ -11,8 +11,8 @@
 //!   an error where an allocation would abort.
 //!
 //! The types that cross the session's boundary are in `boundary`, re-exported
-//! by [`session`]; an
-//! in-memory world for tests and fuzzing is in `testing` (feature `testing`).
+//! by [`session`]; an in-memory world for tests and fuzzing is in `testing`
+//! (feature `testing`).
 //! pop1d never starts a thread: periodic work (touching a dot-lock) is a
 //! deadline in the same poll(2) loop that waits for the client.
 //!
