@@ -531,6 +531,19 @@ fn a_held_dotlock_is_touched_while_the_client_is_idle_and_while_it_stalls() {
     s.cmd("RDEL fred");
     s.expect_count();
     assert_refreshed(&env, "idle after RDEL");
+    // Busy: a client that sends NOOP more often than the refresh interval
+    // must not starve the refresh either.
+    touch_old(&env.lock_path("fred"));
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until && lock_age(&env) > Duration::from_secs(5) {
+        s.cmd("NOOP");
+        s.expect_ok();
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    assert!(
+        lock_age(&env) < Duration::from_secs(5),
+        "not touched while the client kept sending NOOP"
+    );
     s.cmd("RCEV");
     s.read_exact(crlf(&data()).len());
     assert_refreshed(&env, "idle after RCEV");

@@ -99,6 +99,12 @@ impl ClientInput {
         }
     }
 
+    /// Pause (the authentication delay), ending early if a signal asks pop1d
+    /// to stop; the next [`ClientInput::ready`] then says so.
+    pub fn pause(&self, pause: Duration) {
+        self.stop.sleep(pause);
+    }
+
     /// Read and drop what the client still sends, until it closes, `limit` passes
     /// or `most` bytes came. Closing a socket with unread input makes the kernel
     /// reset the connection, and a reset can destroy our last reply on its way.

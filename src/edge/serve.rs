@@ -60,6 +60,9 @@ pub fn resume<B: Backend>(session: &mut Session<B>, edges: &mut Edges<'_>) -> En
 /// The next input; before waiting for the client, the replies so far go out.
 /// `Err` when they cannot: the session must end so.
 fn next_input<B: Backend>(session: &mut Session<B>, edges: &mut Edges<'_>) -> Result<Input, End> {
+    // Each step is a chance to keep the locks fresh, however busy the client
+    // keeps pop1d (cheap when nothing is due).
+    session.keep_alive();
     if let Some(input) = edges.input.ready() {
         return Ok(input);
     }
@@ -91,7 +94,7 @@ fn perform<B: Backend>(
                     pending = stop(session, failure.end()).into();
                     continue;
                 }
-                std::thread::sleep(edges.auth_delay);
+                edges.input.pause(edges.auth_delay);
             }
             Action::SendMail => pending.extend(session.send_mail(&mut edges.output)),
             Action::Close(end) => {

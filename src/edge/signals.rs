@@ -125,12 +125,21 @@ impl Stop {
         keep_alive: &mut dyn FnMut(),
     ) -> Wait {
         loop {
+            // On every pass, not only after a quiet tick: a client that wakes
+            // pop1d more often than the tick must not starve the refresh.
+            // Cheap when nothing is due.
+            keep_alive();
             let next_tick = Instant::now() + tick;
             match self.wait(fd, events, deadline.min(next_tick)) {
-                Wait::TimedOut if Instant::now() < deadline => keep_alive(),
+                Wait::TimedOut if Instant::now() < deadline => {}
                 other => return other,
             }
         }
+    }
+
+    /// Sleep for `pause`, or until a signal asks pop1d to stop.
+    pub fn sleep(&self, pause: Duration) {
+        let _ = self.wait(self.fd(), PollFlags::POLLIN, Instant::now() + pause);
     }
 }
 

@@ -35,8 +35,10 @@ use crate::limits::DOTLOCK_STALE_AGE;
 pub struct DotLock {
     path: PathBuf,
     identity: FileId,
-    /// False when the disk was too full to write our pid into it.
-    has_pid: bool,
+    /// The lock file, kept open so that its inode cannot be freed and reused
+    /// by somebody else's lock while we hold ours: the identity then always
+    /// tells ours apart, with a pid in it or not (a full disk).
+    _open: fs::File,
     refresh: Duration,
     touched: Cell<Instant>,
 }
@@ -52,7 +54,7 @@ pub fn lock_path(mailbox: &Path) -> PathBuf {
 /// `Ok(None)` when somebody holds it.
 pub fn try_lock(mailbox: &Path, refresh: Duration) -> io::Result<Option<DotLock>> {
     let lock = lock_path(mailbox);
-    let temp = TempFile::create(mailbox)?;
+    let mut temp = TempFile::create(mailbox)?;
     // Two tries: the second after breaking a stale lock.
     for _ in 0..2 {
         let linked = fs::hard_link(&temp.path, &lock);
@@ -60,21 +62,23 @@ pub fn try_lock(mailbox: &Path, refresh: Duration) -> io::Result<Option<DotLock>
         let ours = match fs::symlink_metadata(&temp.path) {
             Ok(meta) => meta.nlink() == 2,
             Err(error) => {
-                remove_if_ours(&lock, temp.identity, temp.has_pid);
+                remove_if_ours(&lock, temp.identity);
                 return Err(error);
             }
         };
         match linked {
             _ if ours => {
+                let Some(open) = temp.file.take() else {
+                    return Err(io::Error::other("dot-lock temp file already closed"));
+                };
                 let held = DotLock {
                     path: lock,
                     identity: temp.identity,
-                    has_pid: temp.has_pid,
+                    _open: open,
                     refresh,
                     touched: Cell::new(Instant::now()),
                 };
                 drop(temp);
-                remove_leftover_temp_files(mailbox);
                 return Ok(Some(held));
             }
             Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
@@ -84,7 +88,7 @@ pub fn try_lock(mailbox: &Path, refresh: Duration) -> io::Result<Option<DotLock>
             }
             Err(error) => return Err(error),
             Ok(()) => {
-                remove_if_ours(&lock, temp.identity, temp.has_pid);
+                remove_if_ours(&lock, temp.identity);
                 return Err(io::Error::other("dot-lock link count is not 2"));
             }
         }
@@ -106,24 +110,14 @@ impl DotLock {
 
 impl Drop for DotLock {
     fn drop(&mut self) {
-        remove_if_ours(&self.path, self.identity, self.has_pid);
+        remove_if_ours(&self.path, self.identity);
     }
 }
 
-/// Remove the lock file if it is still the one we made: the same inode, holding
-/// our pid (an inode number alone may have been reused by a newer lock), or
-/// still empty if the disk was too full for the pid.
-fn remove_if_ours(path: &Path, identity: FileId, has_pid: bool) {
-    let Ok(meta) = fs::symlink_metadata(path) else {
-        return;
-    };
-    let ours = FileId::of(&meta) == identity
-        && if has_pid {
-            holder(path) == Some(std::process::id() as i32)
-        } else {
-            meta.len() == 0
-        };
-    if ours {
+/// Remove the lock file if it is still the one we made: the same inode, which
+/// no other file can have while we keep ours open.
+fn remove_if_ours(path: &Path, identity: FileId) {
+    if same_file(path, identity) {
         let _ = fs::remove_file(path);
     }
 }
@@ -214,8 +208,9 @@ fn temp_prefix(mailbox: &Path) -> String {
 
 /// Remove temp files of `mailbox`'s lock that a killed session left: those of
 /// a pid of this host that is gone, and any older than the stale age. Called
-/// while we hold the lock, so no live session of ours is making one for it.
-fn remove_leftover_temp_files(mailbox: &Path) {
+/// once all of a transaction's locks are held (one directory scan per
+/// transaction), so no live session of ours is making one for it.
+pub fn remove_leftover_temp_files(mailbox: &Path) {
     let dir = mailbox.parent().unwrap_or(Path::new("."));
     let prefix = temp_prefix(mailbox);
     let host = host_part();
@@ -251,11 +246,13 @@ fn remove_leftover_temp_files(mailbox: &Path) {
     }
 }
 
-/// The uniquely named file that is linked to the lock name; removed on drop.
+/// The uniquely named file that is linked to the lock name; its name is
+/// removed on drop.
 struct TempFile {
     path: PathBuf,
     identity: FileId,
-    has_pid: bool,
+    /// Open until the lock is ours, and then kept open by the [`DotLock`].
+    file: Option<fs::File>,
 }
 
 impl TempFile {
@@ -277,7 +274,7 @@ impl TempFile {
         let mut temp = TempFile {
             path,
             identity: FileId::default(),
-            has_pid: true,
+            file: None,
         };
         let meta = file.metadata()?;
         temp.identity = FileId::of(&meta);
@@ -285,12 +282,10 @@ impl TempFile {
             Ok(()) => {}
             // A full disk or a file-size limit: a lock without a pid is still a
             // lock, and an RDEL is just what frees the disk.
-            Err(error) if is_out_of_room(&error) => {
-                temp.has_pid = false;
-                file.set_len(0)?;
-            }
+            Err(error) if is_out_of_room(&error) => file.set_len(0)?,
             Err(error) => return Err(error),
         }
+        temp.file = Some(file);
         Ok(temp)
     }
 }
@@ -405,6 +400,7 @@ mod tests {
         }
         make_old(&dir.path().join(&old_elsewhere));
         let held = try_lock(&mailbox, DOTLOCK_STALE_AGE).unwrap().unwrap();
+        remove_leftover_temp_files(&mailbox);
         let mut left: Vec<String> = fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())

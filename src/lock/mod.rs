@@ -147,6 +147,9 @@ pub fn lock(file: File, path: &Path, config: &Config) -> Result<LockedFile, Lock
     };
     loop {
         if try_all(&mut locked, path, config)? {
+            if locked.dotlock.is_some() {
+                dotlock::remove_leftover_temp_files(path);
+            }
             return Ok(locked);
         }
         release(&mut locked);

@@ -25,8 +25,19 @@ use crate::session::DeleteError;
 /// A writer that ignores the lock and appends between the last look at the size
 /// and the truncation loses what it appended in that instant; no code can close
 /// that window against a writer that takes no lock, only keep it small.
-pub fn delete_prefix(file: &File, counted: u64, buffer: &mut [u8]) -> Result<u64, DeleteError> {
-    let mut progress = Progress { written: false };
+///
+/// `keep_alive` is called between pieces of work, to keep the locks fresh while
+/// a large move and its fsyncs take their time.
+pub fn delete_prefix(
+    file: &File,
+    counted: u64,
+    buffer: &mut [u8],
+    keep_alive: &dyn Fn(),
+) -> Result<u64, DeleteError> {
+    let mut progress = Progress {
+        written: false,
+        keep_alive,
+    };
     let length = file
         .metadata()
         .map_err(|e| progress.error("cannot stat", e))?
@@ -68,6 +79,7 @@ pub fn delete_prefix(file: &File, counted: u64, buffer: &mut [u8]) -> Result<u64
             copy_within(file, counted + moved, moved, round, buffer, &mut progress)?;
             file.sync_data()
                 .map_err(|e| progress.error("cannot fsync", e))?;
+            (progress.keep_alive)();
             moved += round;
         }
     }
@@ -80,11 +92,12 @@ pub fn delete_prefix(file: &File, counted: u64, buffer: &mut [u8]) -> Result<u64
 }
 
 /// Whether the file was changed yet: an error before that leaves it untouched.
-struct Progress {
+struct Progress<'k> {
     written: bool,
+    keep_alive: &'k dyn Fn(),
 }
 
-impl Progress {
+impl Progress<'_> {
     fn fail(&self, why: String) -> DeleteError {
         if self.written {
             DeleteError::Incomplete(why)
@@ -116,6 +129,7 @@ fn copy_within(
         file.write_all_at(&buffer[..want], to + done)
             .map_err(|e| progress.error("cannot move appended mail", e))?;
         done += want as u64;
+        (progress.keep_alive)();
     }
     Ok(())
 }
@@ -129,7 +143,7 @@ mod tests {
     fn after_delete(content: &[u8], counted: u64) -> (Result<u64, DeleteError>, Vec<u8>) {
         let mut file = tempfile::tempfile().unwrap();
         file.write_all(content).unwrap();
-        let result = delete_prefix(&file, counted, &mut vec![0; MAILBOX_CHUNK]);
+        let result = delete_prefix(&file, counted, &mut vec![0; MAILBOX_CHUNK], &|| {});
         let mut left = Vec::new();
         file.rewind().unwrap();
         file.read_to_end(&mut left).unwrap();

@@ -98,8 +98,10 @@ impl Mbox {
                 continue;
             }
             let size = meta.len();
-            let count = count(locked.file(), size, &mut buffers.read)
-                .map_err(|e| failed("cannot read", &e))?;
+            let count = count(locked.file(), size, &mut buffers.read, &|| {
+                locked.keep_alive()
+            })
+            .map_err(|e| failed("cannot read", &e))?;
             let tail = last_bytes(locked.file(), size).map_err(|e| failed("cannot read", &e))?;
             return Ok(Mbox {
                 path: path.into(),
@@ -205,14 +207,16 @@ fn read_chunk<'b>(
     Ok(&buffer[..got])
 }
 
-/// The octets on the wire for the first `size` bytes of `file`.
-fn count(file: &File, size: u64, buffer: &mut [u8]) -> io::Result<u64> {
+/// The octets on the wire for the first `size` bytes of `file`, keeping the
+/// locks fresh between chunks (a large mailbox on a slow disk takes a while).
+fn count(file: &File, size: u64, buffer: &mut [u8], keep_alive: &dyn Fn()) -> io::Result<u64> {
     let mut counter = Counter::default();
     let mut offset = 0;
     while offset < size {
         let chunk = read_chunk(file, offset..size, buffer)?;
         counter.feed(chunk);
         offset += chunk.len() as u64;
+        keep_alive();
     }
     Ok(counter.total())
 }
@@ -318,6 +322,9 @@ impl Mailbox for Mbox {
         if let Some(why) = held.changed_since_count(&self.path) {
             return Err(DeleteError::Untouched(why));
         }
-        delete::delete_prefix(held.locked.file(), held.size, &mut held.buffers.read)
+        let locked = &held.locked;
+        delete::delete_prefix(locked.file(), held.size, &mut held.buffers.read, &|| {
+            locked.keep_alive()
+        })
     }
 }

@@ -184,8 +184,9 @@ impl<B: Backend> Session<B> {
     }
 
     fn close(&mut self, why: &'static str, reply: Option<Reply>, end: End) -> Vec<Action> {
+        // Closed already: say so again, so that no caller waits on it forever.
         if matches!(self.state, State::Closed) {
-            return Vec::new();
+            return vec![Action::Close(end)];
         }
         let mut actions = abort_state(std::mem::replace(&mut self.state, State::Closed), why);
         actions.extend(reply.map(Action::Reply));

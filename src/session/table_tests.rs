@@ -223,8 +223,29 @@ fn table() -> Vec<Row> {
     for state in [Auth, Pass, Checking, Idle, Open, Sent] {
         rows.extend(endings(state));
     }
-    // After a close nothing happens, whatever comes.
-    rows.extend(INPUTS.iter().map(|&input| (Closed, input, &[][..], Closed)));
+    // After a close nothing happens, whatever comes; an ending is said again,
+    // so that a caller never waits on a closed session.
+    rows.extend(
+        INPUTS
+            .iter()
+            .filter(|input| !["<end of input>", "<timeout>", "<stop>"].contains(input))
+            .map(|&input| (Closed, input, &[][..], Closed)),
+    );
+    rows.extend([
+        (
+            Closed,
+            "<end of input>",
+            &["close: end of input"][..],
+            Closed,
+        ),
+        (Closed, "<timeout>", &["close: timeout"][..], Closed),
+        (
+            Closed,
+            "<stop>",
+            &["close: terminated by signal"][..],
+            Closed,
+        ),
+    ]);
     rows
 }
 
