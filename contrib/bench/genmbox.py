@@ -314,7 +314,7 @@ def generate(size, out, seed=1):
     bufsize = 0
 
     def emit(b):
-        nonlocal total, lf, crlf, bufsize
+        nonlocal total, bufsize
         buf.append(b)
         bufsize += len(b)
         total += len(b)
