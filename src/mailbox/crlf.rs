@@ -17,26 +17,6 @@ pub struct Counter {
 }
 
 impl Counter {
-    /// A counter for bytes that follow `before` in the file, to count a file in
-    /// parts and join them with [`Counter::followed_by`].
-    pub fn after(before: u8) -> Counter {
-        Counter {
-            len: 0,
-            bare_lf: 0,
-            last: before,
-        }
-    }
-
-    /// The count of this part and then `later`, which was made with
-    /// [`Counter::after`] this part's last byte.
-    pub fn followed_by(self, later: Counter) -> Counter {
-        Counter {
-            len: self.len + later.len,
-            bare_lf: self.bare_lf + later.bare_lf,
-            last: if later.len > 0 { later.last } else { self.last },
-        }
-    }
-
     pub fn feed(&mut self, chunk: &[u8]) {
         let Some(&last) = chunk.last() else { return };
         // All LFs minus those after a CR: two vectorised scans, where asking for
@@ -190,25 +170,6 @@ mod tests {
                     count_in_chunks(input, chunk),
                     wire.len() as u64,
                     "{input:?}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn counting_in_two_parts_joined_is_counting_whole() {
-        let inputs: [&[u8]; 6] = [b"ab\r\ncd\n", b"\r\n", b"\n\n\r", b"a\r\r\n\nb", b"x", b""];
-        for input in inputs {
-            for cut in 0..=input.len() {
-                let (first, second) = input.split_at(cut);
-                let mut a = Counter::default();
-                a.feed(first);
-                let mut b = Counter::after(first.last().copied().unwrap_or(0));
-                b.feed(second);
-                assert_eq!(
-                    a.followed_by(b).total(),
-                    count_in_chunks(input, input.len().max(1)),
-                    "{input:?} cut at {cut}"
                 );
             }
         }
