@@ -7,6 +7,11 @@
 
 mod crypt;
 mod passwd_file;
+mod shadow;
+pub mod system;
 
-pub use crypt::{new_yescrypt_hash, Hash, Unverifiable, CRYPT_MAX_PASSPHRASE_SIZE};
+pub use crypt::{
+    new_default_hash, new_yescrypt_hash, Hash, Unverifiable, CRYPT_MAX_PASSPHRASE_SIZE,
+};
 pub use passwd_file::{LoadError, PasswdFile};
+pub use shadow::{Outcome, Refusal, Shadow};
