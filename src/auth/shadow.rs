@@ -237,6 +237,8 @@ fn today() -> i64 {
 }
 
 /// The shadow entry of `name` through `getspnam_r`; `None` if there is none.
+// `c_long` is `i64` only on 64-bit targets.
+#[allow(clippy::useless_conversion)]
 fn read_shadow(name: &str) -> Result<Option<ShadowEntry>, Unverifiable> {
     let Ok(c_name) = CString::new(name) else {
         return Ok(None);
@@ -430,7 +432,13 @@ mod tests {
         fake.uids.insert("nosp", 1009);
         fake.uids.insert("fault", 1010);
         fake.entries.insert("fault", Err(SHADOW_UNREADABLE));
-        let cases: [(Option<&str>, &[u8], Result<Refusal, Unverifiable>, &str); 15] = [
+        type Case<'a> = (
+            Option<&'a str>,
+            &'a [u8],
+            Result<Refusal, Unverifiable>,
+            &'a str,
+        );
+        let cases: [Case; 15] = [
             (None, b"right", Ok(NoName), &dummy),
             (Some("nobody-here"), b"right", Ok(UnknownUser), &dummy),
             (Some("root"), b"right", Ok(Root), &dummy),
