@@ -13,7 +13,7 @@ use nix::fcntl::OFlag;
 use nix::unistd::ForkResult;
 
 use pop1d::auth::PasswdFile;
-use pop1d::cli::{self, Options, Request};
+use pop1d::cli::{self, Auth, Options, Request};
 use pop1d::edge::log::{stderr_is_client, Level, Log, Target};
 use pop1d::edge::signals::Stop;
 use pop1d::edge::{peer, privilege};
@@ -176,6 +176,7 @@ pub fn prepare(
     options: &Options,
     stop: &Stop,
     log: &mut Log,
+    rip: &str,
 ) -> Result<(FileStore, Verifier), StartError> {
     let verifier = match &options.passwd_file {
         Some(path) => {
@@ -197,7 +198,7 @@ pub fn prepare(
             }
             Verifier::PasswdFile(file)
         }
-        None => system_verifier(options)?,
+        None => system_verifier(options, rip)?,
     };
     pop1d::memory::headroom_left().map_err(|error| StartError {
         reply: "server out of memory",
@@ -222,10 +223,24 @@ pub fn prepare(
 }
 
 /// The password back end of system accounts (`--auth`).
-fn system_verifier(_options: &Options) -> Result<Verifier, StartError> {
-    Err(misconfigured(
-        "system accounts: no password back end is built in yet",
-    ))
+fn system_verifier(options: &Options, rip: &str) -> Result<Verifier, StartError> {
+    match options.auth {
+        Auth::Shadow => pop1d::auth::Shadow::new(options.first_valid_uid)
+            .map(Verifier::Shadow)
+            .map_err(|why| misconfigured(&format!("--auth shadow: {why}"))),
+        #[cfg(feature = "pam")]
+        Auth::Pam => Ok(Verifier::Pam {
+            pam: pop1d::auth::Pam::new(options.first_valid_uid),
+            rhost: rip.to_owned(),
+        }),
+        #[cfg(not(feature = "pam"))]
+        Auth::Pam => {
+            let _ = rip;
+            Err(misconfigured(
+                "--auth pam: built without the cargo feature pam",
+            ))
+        }
+    }
 }
 
 /// The group that may make lock files in the mail spool, kept as the saved

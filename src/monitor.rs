@@ -54,7 +54,7 @@ pub fn run(
             );
         }
     };
-    let (store, verifier) = match prepare(options, &stop, log) {
+    let (store, verifier) = match prepare(options, &stop, log, rip) {
         Ok(prepared) => prepared,
         Err(error) => {
             // The child, told nothing, ends without a word; but should it have
@@ -152,6 +152,10 @@ fn check<B: Backend>(
     else {
         return Err("a request the session did not take for a PASS".into());
     };
+    // The failure delay counts from here: a refusal then takes the same time
+    // whatever the back end spent on it (pam_unix refuses a locked account
+    // without hashing), as long as the delay is longer than a check.
+    let started = Instant::now();
     let verdict = verifier.verify(&credentials);
     let user = credentials.user.clone();
     drop(credentials);
@@ -160,7 +164,7 @@ fn check<B: Backend>(
     for action in session.verdict(verdict) {
         match action {
             Action::Log(event) => log.event(&event, rip),
-            Action::AuthDelay => stop.sleep(options.auth_delay),
+            Action::AuthDelay => stop.sleep(options.auth_delay.saturating_sub(started.elapsed())),
             Action::Reply(reply) => replies.push(reply),
             Action::Close(_) => closing = true,
             Action::Verify(_) | Action::SendMail => {}

@@ -1,7 +1,7 @@
 //! The file-backed world of the binary: passwd-file users, and mbox files under
 //! a path template, locked through [`crate::lock`]. Glue only.
 
-use crate::auth::{PasswdFile, Unverifiable};
+use crate::auth::{PasswdFile, Shadow, Unverifiable};
 use crate::lock;
 use crate::mailbox::{Mbox, Template};
 use crate::session::{Backend, Credentials, Mode, OpenError, Verdict};
@@ -34,15 +34,29 @@ impl Backend for FileStore {
 
 /// Where passwords are checked.
 pub enum Verifier {
+    /// Virtual users.
     PasswdFile(PasswdFile),
+    /// System accounts, through /etc/shadow and libxcrypt.
+    Shadow(Shadow),
+    /// System accounts, through the PAM service `pop1d`; `rhost` is the
+    /// client's address, for PAM_RHOST.
+    #[cfg(feature = "pam")]
+    Pam {
+        pam: crate::auth::Pam,
+        rhost: String,
+    },
 }
 
 impl Verifier {
     /// Answer a password check; every path costs one verification.
     pub fn verify(&self, credentials: &Credentials) -> Verdict {
         let user = credentials.user.as_deref();
+        let password = &credentials.password;
         let checked = match self {
-            Verifier::PasswdFile(file) => file.verify(user, &credentials.password),
+            Verifier::PasswdFile(file) => file.verify(user, password),
+            Verifier::Shadow(shadow) => shadow.verify(user, password),
+            #[cfg(feature = "pam")]
+            Verifier::Pam { pam, rhost } => pam.verify(user, password, rhost),
         };
         match checked {
             Ok(true) => Verdict::Granted,

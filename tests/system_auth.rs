@@ -6,107 +6,12 @@
 //! POP1D_SYSTEM_TESTS=1, as root, and fail when they cannot run.
 
 mod common;
+use common::accounts::*;
 use common::*;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use pop1d::auth::{system, Outcome, Refusal, Shadow};
-
-/// A test account, removed with its home when dropped.
-struct TestAccount {
-    name: String,
-    uid: u32,
-}
-
-impl TestAccount {
-    /// A new account with `password` set through `chpasswd`.
-    fn new(password: &str) -> TestAccount {
-        for (program, package) in [
-            ("useradd", "passwd"),
-            ("chpasswd", "passwd"),
-            ("usermod", "passwd"),
-            ("chage", "passwd"),
-            ("passwd", "passwd"),
-            ("userdel", "passwd"),
-        ] {
-            require_sbin_tool(program, package);
-        }
-        let name = format!("p1dt{:08x}", fastrand::u32(..));
-        run("useradd", &["-m", "-s", "/usr/sbin/nologin", &name]);
-        let account = TestAccount {
-            uid: system::lookup(&name).expect("the new account").uid,
-            name,
-        };
-        let mut chpasswd = Command::new("chpasswd")
-            .env("PATH", SBIN_PATH)
-            .stdin(Stdio::piped())
-            .spawn()
-            .expect("cannot run chpasswd");
-        writeln!(
-            chpasswd.stdin.take().unwrap(),
-            "{}:{password}",
-            account.name
-        )
-        .unwrap();
-        assert!(chpasswd.wait().unwrap().success(), "chpasswd failed");
-        account
-    }
-
-    fn change(&self, program: &str, args: &[&str]) {
-        let mut all = args.to_vec();
-        all.push(&self.name);
-        run(program, &all);
-    }
-
-    /// The hash field of the account's /etc/shadow line.
-    fn shadow_hash(&self) -> String {
-        let shadow = std::fs::read_to_string("/etc/shadow").unwrap();
-        let line = shadow
-            .lines()
-            .find(|line| line.split(':').next() == Some(&self.name))
-            .expect("the account's shadow line");
-        line.split(':').nth(1).unwrap().to_owned()
-    }
-}
-
-impl Drop for TestAccount {
-    fn drop(&mut self) {
-        let _ = Command::new("userdel")
-            .env("PATH", SBIN_PATH)
-            .args(["-r", &self.name])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-const SBIN_PATH: &str = "/usr/sbin:/usr/bin:/sbin:/bin";
-
-/// `useradd` and friends live in /usr/sbin, which a test's PATH may lack.
-fn require_sbin_tool(program: &str, package: &str) {
-    let found = ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
-        .iter()
-        .any(|dir| std::path::Path::new(dir).join(program).is_file());
-    assert!(
-        found,
-        "required tool `{program}` is missing: install the Debian package `{package}`; this test does not skip"
-    );
-}
-
-fn run(program: &str, args: &[&str]) {
-    let output = Command::new(program)
-        .args(args)
-        .env("PATH", SBIN_PATH)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    assert!(
-        output.status.success(),
-        "{program} {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
+use pop1d::auth::{Outcome, Refusal, Shadow};
 
 const RIGHT: &[u8] = b"right horse battery";
 

@@ -60,6 +60,21 @@ pub fn become_login_user(name: &str, rules: &LoginRules<'_>) -> Result<()> {
         // Not root: the same flow runs, and no uid changes.
         return Ok(());
     }
+    let user = check_login_user(name, rules)?;
+    setgroups(&[]).with_context(|| format!("--login-user {name}: setgroups"))?;
+    setresgid(user.gid, user.gid, user.gid)
+        .with_context(|| format!("--login-user {name}: setresgid"))?;
+    setresuid(user.uid, user.uid, user.uid)
+        .with_context(|| format!("--login-user {name}: setresuid"))?;
+    cannot_regain_root(name)?;
+    if getgroups().is_ok_and(|groups| groups.iter().any(|g| g.as_raw() == 0)) {
+        bail!("--login-user {name}: group root is still among the groups");
+    }
+    Ok(())
+}
+
+/// The login account, if it may be one ([`become_login_user`]'s rules).
+pub fn check_login_user(name: &str, rules: &LoginRules<'_>) -> Result<User> {
     let user = User::from_name(name)
         .with_context(|| format!("--login-user {name}: cannot look up the account"))?
         .with_context(|| format!("--login-user {name}: no such account"))?;
@@ -88,16 +103,7 @@ pub fn become_login_user(name: &str, rules: &LoginRules<'_>) -> Result<()> {
             );
         }
     }
-    setgroups(&[]).with_context(|| format!("--login-user {name}: setgroups"))?;
-    setresgid(user.gid, user.gid, user.gid)
-        .with_context(|| format!("--login-user {name}: setresgid"))?;
-    setresuid(user.uid, user.uid, user.uid)
-        .with_context(|| format!("--login-user {name}: setresuid"))?;
-    cannot_regain_root(name)?;
-    if getgroups().is_ok_and(|groups| groups.iter().any(|g| g.as_raw() == 0)) {
-        bail!("--login-user {name}: group root is still among the groups");
-    }
-    Ok(())
+    Ok(user)
 }
 
 /// A system account, as the monitor becomes it.

@@ -7,6 +7,8 @@
 //! mailbox files to nobody:nogroup.
 #![allow(dead_code)]
 
+pub mod accounts;
+
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
