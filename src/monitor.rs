@@ -88,8 +88,21 @@ pub fn run(
         let request = match message::receive_request(&mut requests) {
             Ok(request) => request,
             // The child ended the session before a login (QUIT, end of input,
-            // too many failures, a timeout): its status is the session's.
-            Err(Malformed::Closed) => return exit_like(reap(child)),
+            // too many failures, a timeout): its status is the session's. A
+            // child killed by a signal failed, and is said so.
+            Err(Malformed::Closed) => {
+                return match waited(child) {
+                    Ended::Exited(code) => exit_like(Some(code)),
+                    Ended::Killed(signal) => {
+                        log.line(
+                            Level::Error,
+                            &format!("login child failed: killed by {signal}"),
+                        );
+                        ExitCode::from(1)
+                    }
+                    Ended::Unknown => ExitCode::from(1),
+                }
+            }
             Err(Malformed::Bad(why)) => return child_failed(log, child, &why),
         };
         let checked = match check(&mut session, &request, &verifier, log, rip, options, &stop) {
@@ -258,16 +271,30 @@ fn become_served_account(options: &Options, user: &str) -> anyhow::Result<()> {
     )
 }
 
-/// Wait for the child to end; its exit code, if it exited.
-fn reap(child: Pid) -> Option<i32> {
+/// How the login child ended.
+enum Ended {
+    Exited(i32),
+    Killed(Signal),
+    Unknown,
+}
+
+/// Wait for the child to end.
+fn waited(child: Pid) -> Ended {
     loop {
         match waitpid(child, None) {
-            Ok(WaitStatus::Exited(_, code)) => return Some(code),
-            Ok(WaitStatus::Signaled(..)) => return None,
-            Err(nix::errno::Errno::EINTR) => continue,
-            Ok(_) => continue,
-            Err(_) => return None,
+            Ok(WaitStatus::Exited(_, code)) => return Ended::Exited(code),
+            Ok(WaitStatus::Signaled(_, signal, _)) => return Ended::Killed(signal),
+            Err(nix::errno::Errno::EINTR) | Ok(_) => continue,
+            Err(_) => return Ended::Unknown,
         }
+    }
+}
+
+/// Wait for the child to end; its exit code, if it exited.
+fn reap(child: Pid) -> Option<i32> {
+    match waited(child) {
+        Ended::Exited(code) => Some(code),
+        Ended::Killed(_) | Ended::Unknown => None,
     }
 }
 

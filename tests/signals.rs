@@ -113,3 +113,48 @@ fn a_signal_is_not_outlasted_by_a_script_of_busy_retrs() {
         "{log:?}"
     );
 }
+
+/// The pids of a process's children.
+fn children(pid: u32) -> Vec<i32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn a_login_child_that_dies_is_logged_and_the_monitor_exits_1() {
+    // The login child reads the client until a login; killed, it can tell the
+    // monitor nothing more. The monitor says so and ends the session.
+    let env = TestEnv::new();
+    let mut s = env.spawn();
+    s.greeting();
+    let kids = children(s.pid);
+    assert_eq!(kids.len(), 1, "one login child");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(kids[0]), Signal::SIGKILL).unwrap();
+    assert_eq!(s.wait_exit(DEFAULT_WAIT).code(), Some(1));
+    let log = s.final_log();
+    assert!(
+        log.iter()
+            .any(|l| l == "login child failed: killed by SIGKILL"),
+        "log: {log:?}"
+    );
+}
+
+#[test]
+fn a_signal_before_the_login_ends_both_processes() {
+    let env = TestEnv::new();
+    let mut s = env.spawn();
+    s.greeting();
+    let kids = children(s.pid);
+    assert_eq!(kids.len(), 1, "one login child");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(s.pid as i32), Signal::SIGTERM).unwrap();
+    assert_eq!(s.wait_exit(DEFAULT_WAIT).code(), Some(0));
+    assert!(
+        !std::path::Path::new(&format!("/proc/{}", kids[0])).exists()
+            || std::fs::read_to_string(format!("/proc/{}/status", kids[0]))
+                .is_ok_and(|st| st.contains("State:\tZ")),
+        "the login child outlived the monitor"
+    );
+}
