@@ -581,19 +581,22 @@ pub fn pop1d_line(line: &str) -> Option<(u32, &str)> {
     Some((rest[..close].parse().ok()?, &rest[close + 3..]))
 }
 
-/// For each pop1d process that logged `login: user=USER, ...`: the `rip=` of
-/// its `connect:` line.
+/// The client address (`rip=`) of each `login: user=USER, rip=ADDR` line;
+/// each must also have a `connect: rip=ADDR` line.
 pub fn login_addresses(lines: &[String], user: &str) -> Vec<String> {
-    let login = format!("login: user={user}, ");
+    let login = format!("login: user={user}, rip=");
     let mut out = Vec::new();
-    for (pid, text) in lines.iter().filter_map(|l| pop1d_line(l)) {
-        if text.starts_with(&login) {
-            let connect = lines
-                .iter()
-                .filter_map(|l| pop1d_line(l))
-                .find(|(p, t)| *p == pid && t.starts_with("connect: rip="))
-                .unwrap_or_else(|| panic!("no connect: line of pop1d[{pid}]: {lines:#?}"));
-            out.push(connect.1["connect: rip=".len()..].to_string());
+    for (_, text) in lines.iter().filter_map(|l| pop1d_line(l)) {
+        if let Some(rip) = text.strip_prefix(&login) {
+            let connect = format!("connect: rip={rip}");
+            assert!(
+                lines
+                    .iter()
+                    .filter_map(|l| pop1d_line(l))
+                    .any(|(_, t)| t == connect),
+                "no {connect:?} line: {lines:#?}"
+            );
+            out.push(rip.to_string());
         }
     }
     out
@@ -741,23 +744,41 @@ impl Client {
         }
     }
 
-    fn fill(&mut self) -> usize {
+    /// One read with a deadline: Some(n) (0 at end of stream), or None when
+    /// nothing came in time. EINTR is retried: a socket with a receive timeout
+    /// returns it even without a signal handler, when the process was stopped
+    /// and continued (signal(7)).
+    fn read_until(&mut self, deadline: Instant) -> Option<usize> {
         let mut chunk = [0u8; 65536];
-        match self.stream.read(&mut chunk) {
-            Ok(n) => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                n
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
             }
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                panic!(
-                    "client {}: no reply within {WAIT:?}; have {:?}",
-                    self.from,
-                    String::from_utf8_lossy(&self.buf)
-                )
+            self.stream.set_read_timeout(Some(left)).unwrap();
+            match self.stream.read(&mut chunk) {
+                Ok(n) => {
+                    self.buf.extend_from_slice(&chunk[..n]);
+                    return Some(n);
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    return None
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => return Some(0),
+                Err(e) => panic!("client {}: read: {e}", self.from),
             }
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => 0,
-            Err(e) => panic!("client {}: read: {e}", self.from),
         }
+    }
+
+    fn fill(&mut self) -> usize {
+        self.read_until(Instant::now() + WAIT).unwrap_or_else(|| {
+            panic!(
+                "client {}: no reply within {WAIT:?}; have {:?}",
+                self.from,
+                String::from_utf8_lossy(&self.buf)
+            )
+        })
     }
 
     /// The next reply line, without its CR LF; None at end of stream.
@@ -823,18 +844,13 @@ impl Client {
             "unread reply {:?}",
             String::from_utf8_lossy(&self.buf)
         );
-        self.stream.set_read_timeout(Some(d)).unwrap();
-        let mut b = [0u8; 512];
-        match self.stream.read(&mut b) {
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
-            Ok(n) => panic!(
-                "client {}: expected silence, got {:?}",
+        if let Some(n) = self.read_until(Instant::now() + d) {
+            panic!(
+                "client {}: expected silence, got {n} octets: {:?}",
                 self.from,
-                String::from_utf8_lossy(&b[..n])
-            ),
-            Err(e) => panic!("client {}: read: {e}", self.from),
+                String::from_utf8_lossy(&self.buf)
+            );
         }
-        self.stream.set_read_timeout(Some(WAIT)).unwrap();
     }
 
     /// Exactly `n` octets.
