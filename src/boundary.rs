@@ -79,6 +79,11 @@ pub enum End {
     Terminated,
     /// The server could not send what it had counted; the connection is aborted.
     MailboxFault,
+    /// A login child's part is over: the password was right, and the monitor
+    /// process serves the rest of the session. Never produced by the session.
+    HandedOver,
+    /// A login child's monitor process went away.
+    MonitorGone,
 }
 
 impl End {
@@ -92,6 +97,8 @@ impl End {
             End::ClientGone => "client write error",
             End::Terminated => "terminated by signal",
             End::MailboxFault => "mailbox read error",
+            End::HandedOver => "logged in, handed over",
+            End::MonitorGone => "the monitor process is gone",
         }
     }
 }
@@ -158,6 +165,21 @@ pub enum Event {
     },
 }
 
+impl Event {
+    /// Whether this is about a login attempt: with privilege separation the
+    /// monitor, which verifies, logs these, and the login child does not.
+    pub fn is_about_login(&self) -> bool {
+        matches!(
+            self,
+            Event::Login { .. }
+                | Event::LoginFailed { .. }
+                | Event::TooManyFailures { .. }
+                | Event::AuthUnavailable { .. }
+                | Event::CannotVerify { .. }
+        )
+    }
+}
+
 /// A password check the session asks for. The caller answers it with
 /// [`crate::session::Session::verdict`] before it hands the session another line.
 #[derive(PartialEq, Eq)]
@@ -165,6 +187,9 @@ pub struct Credentials {
     /// The name given to USER, when it could be a real one; `None` when it never
     /// could: the check must then cost what a real one costs, and be denied.
     pub user: Option<String>,
+    /// The name exactly as the client gave it, for a checker in another
+    /// process that must apply USER's rules again itself.
+    pub given: Vec<u8>,
     /// Wiped when dropped.
     pub password: Zeroizing<Vec<u8>>,
 }
@@ -173,6 +198,7 @@ impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Credentials")
             .field("user", &self.user)
+            .field("given", &self.given)
             .field("password", &"(hidden)")
             .finish()
     }

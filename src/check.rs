@@ -11,7 +11,7 @@
 
 use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use pop1d::auth::PasswdFile;
@@ -101,9 +101,20 @@ fn lock_names(methods: lock::Methods) -> String {
 
 fn check_passwd_file(options: &Options, found: &mut Findings) -> Option<PasswdFile> {
     let Some(path) = &options.passwd_file else {
-        found.error(
-            "no --passwd-file: nobody can log in (system accounts are not supported yet)".into(),
-        );
+        if privilege::is_root() {
+            found.ok(format!(
+                "no --passwd-file: system accounts, --auth {}, uid {} and up",
+                match options.auth {
+                    pop1d::cli::Auth::Shadow => "shadow",
+                    pop1d::cli::Auth::Pam => "pam",
+                },
+                options.first_valid_uid
+            ));
+        } else {
+            found.error(
+                "no --passwd-file: system accounts, which need pop1d to be started as root".into(),
+            );
+        }
         return None;
     };
     match PasswdFile::load(path) {
@@ -131,6 +142,26 @@ fn check_passwd_file(options: &Options, found: &mut Findings) -> Option<PasswdFi
 /// Becomes the serving account, as a serving pop1d would, so that what follows
 /// is looked at with its rights.
 fn check_account(options: &Options, found: &mut Findings) {
+    if privilege::is_root() {
+        let fixed_dir = options.mailbox.fixed_dir();
+        let rules = privilege::LoginRules {
+            not_user: options.user.as_deref(),
+            mailbox_dir: fixed_dir.as_deref(),
+        };
+        match privilege::check_login_user(&options.login_user, &rules) {
+            Ok(_) => found.ok(format!(
+                "--login-user {}: reads the client's lines until a login",
+                options.login_user
+            )),
+            Err(error) => found.error(format!("{error:#}")),
+        }
+    }
+    if options.passwd_file.is_none() {
+        if let Some(dir) = options.mailbox.fixed_dir() {
+            check_directory(&dir, false, found);
+        }
+        return;
+    }
     match &options.user {
         Some(user) => match privilege::become_user(user) {
             Ok(()) => found.ok(format!("--user {user}: serving as this account")),
@@ -171,7 +202,7 @@ fn check_mailbox_directories(options: &Options, passwd: Option<&PasswdFile>, fou
     }
 }
 
-fn check_directory(dir: &PathBuf, dotlock: bool, found: &mut Findings) {
+fn check_directory(dir: &Path, dotlock: bool, found: &mut Findings) {
     match std::fs::metadata(dir) {
         Ok(meta) if meta.is_dir() => {}
         Ok(_) => {

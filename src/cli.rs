@@ -17,16 +17,24 @@ Usage: pop1d [OPTIONS]
 Options:
   --passwd-file FILE     virtual users, one 'name:hash' a line (crypt(3) hashes:
                          yescrypt, scrypt, sha512/sha256-crypt, bcrypt; argon2id).
-                         Without it nobody can log in (system accounts: not yet).
-  --mailbox TEMPLATE     mbox path of a user; %u is the user name [/var/mail/%u]
-  --user NAME            when started as root, become NAME before serving
-                         (pop1d never opens a mailbox as root)
+                         Without it: system accounts (started as root).
+  --mailbox TEMPLATE     mbox path of a user; %u is the user name, %h a system
+                         account's home directory [/var/mail/%u]
+  --user NAME            virtual users: the account that owns their mailboxes,
+                         become after the login (pop1d never opens a mailbox
+                         as root)
+  --login-user NAME      the account that reads the client's lines until a
+                         login succeeds [nobody]
+  --auth shadow|pam      how system accounts are verified [shadow]
+  --first-valid-uid N    system accounts below this uid are refused [1000]
   --locks LIST           lock methods, comma-separated: fcntl,dotlock,flock [all]
   --lock-timeout SECS    wait this long for a locked mailbox, then -ERR [30]
   --timeout SECS         end a session idle (or not reading) this long [600]
   --auth-delay SECS      pause after a failed PASS [2]
   --max-auth-failures N  failed PASS commands before the session ends [3]
   --log TARGET           syslog (facility mail), stderr or none [syslog]
+  --check                check the configuration these options describe, print
+                         what was found, serve nobody; exit 0 or 2
   --hash-password        read a password (twice from a terminal, once from a
                          pipe), print its yescrypt hash for a passwd-file line
   --help                 print this help
@@ -67,6 +75,30 @@ pub struct Options {
     pub auth_delay: Duration,
     pub max_auth_failures: u32,
     pub log: Target,
+    /// The account that reads the client's lines until a login succeeds.
+    pub login_user: String,
+    /// How system accounts are verified (no `--passwd-file`).
+    pub auth: Auth,
+    /// System accounts below this uid are refused (uid 0 always is).
+    pub first_valid_uid: u32,
+}
+
+/// `--auth`: the password back end for system accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    Shadow,
+    Pam,
+}
+
+impl Auth {
+    fn parse(text: &str) -> Result<Auth, String> {
+        match text {
+            "shadow" => Ok(Auth::Shadow),
+            "pam" if cfg!(feature = "pam") => Ok(Auth::Pam),
+            "pam" => Err("--auth pam: this pop1d was built without the cargo feature pam".into()),
+            other => Err(format!("--auth {other:?}: expected shadow or pam")),
+        }
+    }
 }
 
 impl Default for Options {
@@ -81,6 +113,9 @@ impl Default for Options {
             auth_delay: limits::DEFAULT_AUTH_DELAY,
             max_auth_failures: limits::DEFAULT_MAX_AUTH_FAILURES,
             log: Target::Syslog,
+            login_user: limits::DEFAULT_LOGIN_USER.into(),
+            auth: Auth::Shadow,
+            first_valid_uid: limits::DEFAULT_FIRST_VALID_UID,
         }
     }
 }
@@ -99,7 +134,10 @@ const MAX_SECONDS: u64 = 7 * 24 * 3600;
 
 /// The options that take a value, as lexopt reads them below: the first pass
 /// skips their value, so that `--user --log` never reads as a `--log`.
-const TAKES_A_VALUE: [&str; 9] = [
+const TAKES_A_VALUE: [&str; 12] = [
+    "--login-user",
+    "--auth",
+    "--first-valid-uid",
     "--passwd-file",
     "--mailbox",
     "--user",
@@ -139,6 +177,7 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Reque
     let log = log_target(&args);
     let mut options = Options::default();
     let mut check = false;
+    let mut auth = None;
     let mut parser = lexopt::Parser::from_args(args);
     let result = (|| -> Result<Option<Request>, String> {
         use lexopt::prelude::*;
@@ -175,8 +214,31 @@ pub fn parse(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Reque
                     }
                 }
                 Long("log") => options.log = Target::parse(&string_value(&mut parser)?)?,
+                Long("login-user") => options.login_user = string_value(&mut parser)?,
+                Long("auth") => auth = Some(Auth::parse(&string_value(&mut parser)?)?),
+                Long("first-valid-uid") => {
+                    let text = string_value(&mut parser)?;
+                    options.first_valid_uid = text.parse::<u32>().map_err(|_| {
+                        format!("--first-valid-uid {text:?}: expected a whole number")
+                    })?
+                }
                 other => return Err(other.unexpected().to_string()),
             }
+        }
+        match (&options.passwd_file, auth) {
+            (Some(_), Some(_)) => {
+                return Err("--auth is for system accounts; it cannot go with --passwd-file".into())
+            }
+            (None, Some(auth)) => options.auth = auth,
+            _ => {}
+        }
+        if options.passwd_file.is_none() && options.user.is_some() {
+            return Err("--user is for virtual users and goes with --passwd-file; system accounts are served as themselves".into());
+        }
+        if options.passwd_file.is_some() && options.mailbox.uses_home() {
+            return Err(
+                "%h in --mailbox is the home of a system account; virtual users have none".into(),
+            );
         }
         Ok(None)
     })();

@@ -30,6 +30,7 @@ pub mod lines;
 pub mod lock;
 pub mod mailbox;
 pub mod memory;
+pub mod privsep;
 pub mod session;
 pub mod store;
 #[cfg(any(test, feature = "testing"))]

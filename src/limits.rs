@@ -24,6 +24,14 @@ pub const DEFAULT_AUTH_DELAY: Duration = Duration::from_secs(2);
 /// Failed logins one session may make before it is closed (fail2ban counts the rest).
 pub const DEFAULT_MAX_AUTH_FAILURES: u32 = 3;
 
+/// The account that reads the client's lines until a login succeeds: one that
+/// owns nothing. The README and contrib use a dedicated account instead.
+pub const DEFAULT_LOGIN_USER: &str = "nobody";
+
+/// System accounts below this uid are refused (system and service accounts),
+/// as with Dovecot's `first_valid_uid`; uid 0 always is.
+pub const DEFAULT_FIRST_VALID_UID: u32 = 1000;
+
 // ---------------------------------------------------------------------------
 // Fixed limits.
 

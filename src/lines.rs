@@ -78,6 +78,12 @@ impl LineBuffer {
         &self.buf[range]
     }
 
+    /// The bytes read but not yet handed out as lines: what a process that
+    /// takes the session over must begin from.
+    pub fn unread(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
     /// Where to read more input into; call [`LineBuffer::filled`] afterwards.
     pub fn space(&mut self) -> &mut [u8] {
         self.wipe_handed_out();

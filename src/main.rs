@@ -9,25 +9,24 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use nix::fcntl::OFlag;
+use nix::unistd::ForkResult;
 
 use pop1d::auth::PasswdFile;
-use pop1d::cli::{self, Options, Request};
-use pop1d::edge::input::ClientInput;
+use pop1d::cli::{self, Auth, Options, Request};
 use pop1d::edge::log::{stderr_is_client, Level, Log, Target};
-use pop1d::edge::output::ClientOutput;
-use pop1d::edge::serve::{serve, Edges};
 use pop1d::edge::signals::Stop;
 use pop1d::edge::{peer, privilege};
 use pop1d::lock;
-use pop1d::session::{End, Session};
-use pop1d::store::FileStore;
+use pop1d::store::{FileStore, Verifier};
 
 mod check;
 mod hash_password;
+mod login_child;
+mod monitor;
 
 /// A start-up failure: what the client is told, and the whole story for the log.
-struct StartError {
+pub struct StartError {
     reply: &'static str,
     error: anyhow::Error,
 }
@@ -75,55 +74,111 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(move |info| {
         Log::open(target).line(Level::Error, &format!("internal error: {info}"));
     }));
-    let stop = match Stop::install() {
-        Ok(stop) => stop,
-        Err(error) => {
-            let error = anyhow::Error::new(error).context("cannot install signal handlers");
-            return refuse(
-                &mut log,
-                StartError {
-                    reply: "server misconfigured",
-                    error,
-                },
-            );
-        }
-    };
-    let (store, passwd) = match prepare(&options, &stop, &mut log) {
-        Ok(prepared) => prepared,
-        Err(error) => return refuse(&mut log, error),
-    };
+    separate(&options, &mut log)
+}
+
+/// Split in two, before the passwd-file is read or a byte comes from the
+/// client: the login child reads the client's lines as `--login-user` until a
+/// password is right; the monitor verifies, then becomes the account and
+/// serves the rest (`src/monitor.rs`, `src/login_child.rs`). Not started as
+/// root, the same flow runs and no uid changes.
+fn separate(options: &Options, log: &mut Log) -> ExitCode {
+    if options.passwd_file.is_none() && !privilege::is_root() {
+        return refuse(
+            log,
+            StartError {
+                reply: "server misconfigured",
+                error: anyhow::anyhow!(
+                    "system accounts (no --passwd-file) need pop1d to be started as root, to verify them and become them"
+                ),
+            },
+        );
+    }
+    if let Err(error) = check_accounts(options) {
+        return refuse(
+            log,
+            StartError {
+                reply: "server misconfigured",
+                error,
+            },
+        );
+    }
     let rip = peer::client_address();
     log.line(Level::Info, &format!("connect: rip={rip}"));
-    let refresh = store.locks.refresh;
-    let mut session = Session::new(store, options.max_auth_failures);
-    let mut verify = |credentials: &_| pop1d::store::verify(passwd.as_ref(), credentials);
-    let mut edges = Edges {
-        input: ClientInput::stdin(options.timeout, refresh, stop.clone()),
-        output: ClientOutput::stdout(options.timeout, refresh, stop),
-        log: &mut log,
-        rip: &rip,
-        auth_delay: options.auth_delay,
-        verify: &mut verify,
+    let pipes = (|| -> nix::Result<_> {
+        Ok((
+            nix::unistd::pipe2(OFlag::O_CLOEXEC)?,
+            nix::unistd::pipe2(OFlag::O_CLOEXEC)?,
+        ))
+    })();
+    let Ok(((request_rx, request_tx), (answer_rx, answer_tx))) = pipes else {
+        return refuse(
+            log,
+            misconfigured("cannot make the pipes to the login child"),
+        );
     };
-    let end = serve(&mut session, &mut edges);
-    drop(edges);
-    log.line(
-        Level::Info,
-        &format!("disconnect: {}, rip={rip}", end.describe()),
-    );
-    match end {
-        End::MailboxFault => ExitCode::from(1),
-        _ => ExitCode::SUCCESS,
+    // SAFETY: pop1d never starts a thread, so the child is a whole copy of a
+    // single-threaded process and may do anything the parent could; fork(2)
+    // itself takes no pointer.
+    match unsafe { nix::unistd::fork() } {
+        Err(errno) => refuse(
+            log,
+            misconfigured(&format!("cannot fork the login child: {errno}")),
+        ),
+        Ok(ForkResult::Child) => {
+            drop((request_rx, answer_tx));
+            login_child::run(options, log, &rip, request_tx.into(), answer_rx.into())
+        }
+        Ok(ForkResult::Parent { child }) => {
+            drop((request_tx, answer_rx));
+            monitor::run(
+                options,
+                log,
+                &rip,
+                child,
+                request_rx.into(),
+                answer_tx.into(),
+            )
+        }
     }
 }
 
-/// Everything before the greeting: the passwd-file, then the privilege switch.
-fn prepare(
+/// What can be known of the accounts before the split: as root, virtual users
+/// need a `--user` to be served as, and it must exist and not be root.
+fn check_accounts(options: &Options) -> anyhow::Result<()> {
+    if options.passwd_file.is_none() || !privilege::is_root() {
+        return Ok(());
+    }
+    let Some(name) = &options.user else {
+        anyhow::bail!(
+            "refusing to serve a client as root: give --user (the account that owns the mailboxes)"
+        );
+    };
+    let user = nix::unistd::User::from_name(name)
+        .map_err(|e| anyhow::anyhow!("--user {name}: cannot look up the account: {e}"))?
+        .ok_or_else(|| anyhow::anyhow!("--user {name}: no such account"))?;
+    if user.uid.is_root() {
+        anyhow::bail!("--user {name}: that is root, and pop1d never serves mailboxes as root");
+    }
+    Ok(())
+}
+
+pub fn misconfigured(why: &str) -> StartError {
+    StartError {
+        reply: "server misconfigured",
+        error: anyhow::anyhow!("{why}"),
+    }
+}
+
+/// What the monitor needs before it tells the child to greet: the password
+/// back end and the store of mailboxes.
+pub fn prepare(
     options: &Options,
     stop: &Stop,
     log: &mut Log,
-) -> Result<(FileStore, Option<PasswdFile>), StartError> {
-    let passwd = match &options.passwd_file {
+    rip: &str,
+) -> Result<(FileStore, Verifier), StartError> {
+    let verifier = match &options.passwd_file {
         Some(path) => {
             let (file, warnings) = PasswdFile::load(path).map_err(|e| StartError {
                 reply: "password file unavailable",
@@ -141,14 +196,10 @@ fn prepare(
                     ),
                 );
             }
-            Some(file)
+            Verifier::PasswdFile(file)
         }
-        None => None,
+        None => system_verifier(options, rip)?,
     };
-    drop_privileges(options).map_err(|error| StartError {
-        reply: "server misconfigured",
-        error,
-    })?;
     pop1d::memory::headroom_left().map_err(|error| StartError {
         reply: "server out of memory",
         error: anyhow::Error::new(error).context(format!(
@@ -156,6 +207,7 @@ fn prepare(
             pop1d::limits::ALLOCATION_HEADROOM >> 10
         )),
     })?;
+    let system = options.passwd_file.is_none();
     let store = FileStore {
         template: options.mailbox.clone(),
         locks: lock::Config {
@@ -163,15 +215,49 @@ fn prepare(
             timeout: options.lock_timeout,
             cancel: stop.flag(),
             refresh: dotlock_refresh(),
+            lock_group: if system { spool_group(options) } else { None },
         },
+        homes: system,
     };
-    Ok((store, passwd))
+    Ok((store, verifier))
+}
+
+/// The password back end of system accounts (`--auth`).
+fn system_verifier(options: &Options, rip: &str) -> Result<Verifier, StartError> {
+    match options.auth {
+        Auth::Shadow => pop1d::auth::Shadow::new(options.first_valid_uid)
+            .map(Verifier::Shadow)
+            .map_err(|why| misconfigured(&format!("--auth shadow: {why}"))),
+        #[cfg(feature = "pam")]
+        Auth::Pam => Ok(Verifier::Pam {
+            pam: pop1d::auth::Pam::new(options.first_valid_uid),
+            rhost: rip.to_owned(),
+        }),
+        #[cfg(not(feature = "pam"))]
+        Auth::Pam => {
+            let _ = rip;
+            Err(misconfigured(
+                "--auth pam: built without the cargo feature pam",
+            ))
+        }
+    }
+}
+
+/// The group that may make lock files in the mail spool, kept as the saved
+/// gid: Debian's `mail`, when the spool directory belongs to it and lets it
+/// write (root:mail 2775).
+pub fn spool_group(options: &Options) -> Option<nix::unistd::Gid> {
+    use std::os::unix::fs::MetadataExt;
+    let mail = privilege::mail_group()?;
+    let dir = options.mailbox.fixed_dir()?;
+    let meta = std::fs::metadata(dir).ok()?;
+    (meta.gid() == mail.as_raw() && meta.mode() & 0o020 != 0).then_some(mail)
 }
 
 /// [`pop1d::limits::DOTLOCK_REFRESH`], or what a test asks for through
 /// `POP1D_TEST_DOTLOCK_REFRESH_MS` (10 ms to 60 s), so that it need not wait
 /// half a minute to see a refresh.
-fn dotlock_refresh() -> std::time::Duration {
+pub fn dotlock_refresh() -> std::time::Duration {
     std::env::var("POP1D_TEST_DOTLOCK_REFRESH_MS")
         .ok()
         .and_then(|ms| ms.parse::<u64>().ok())
@@ -180,18 +266,6 @@ fn dotlock_refresh() -> std::time::Duration {
             pop1d::limits::DOTLOCK_REFRESH,
             std::time::Duration::from_millis,
         )
-}
-
-fn drop_privileges(options: &Options) -> Result<()> {
-    if let Some(user) = &options.user {
-        privilege::become_user(user).context("cannot switch user")?;
-    }
-    if privilege::is_root() {
-        bail!(
-            "refusing to serve a client as root: give --user (the account that owns the mailboxes)"
-        );
-    }
-    Ok(())
 }
 
 /// Point fd 2 at /dev/null when it is the client's connection (inetd and xinetd
@@ -206,7 +280,7 @@ fn silence_stderr_if_client() {
     }
 }
 
-fn refuse(log: &mut Log, start: StartError) -> ExitCode {
+pub fn refuse(log: &mut Log, start: StartError) -> ExitCode {
     log.start_error(&format!("cannot start: {:#}", start.error));
     let _ = std::io::stdout().write_all(format!("-ERR {}\r\n", start.reply).as_bytes());
     ExitCode::from(2)

@@ -352,17 +352,22 @@ fn passwords_never_appear_in_the_log_or_the_output() {
 }
 
 #[test]
-fn without_passwd_file_pass_is_refused() {
+fn without_passwd_file_and_not_root_pop1d_refuses_to_start() {
+    // No --passwd-file means system accounts, which only root can verify and
+    // become: started as anyone else, pop1d says so and exits 2.
     let env = TestEnv::new().without_passwd_file();
-    let out = env.run(b"USER fred\r\nPASS secret\r\nNOOP\r\nQUIT\r\n");
-    out.assert_exit(0);
-    let mut r = out.replies();
-    r.greeting();
-    r.ok();
-    r.err();
-    r.ok();
-    r.ok();
-    r.end();
+    let out = env.run(b"USER fred\r\nPASS secret\r\nQUIT\r\n");
+    out.assert_exit(2);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "-ERR server misconfigured\r\n"
+    );
+    assert!(
+        out.stderr_text()
+            .contains("need pop1d to be started as root"),
+        "{}",
+        out.stderr_text()
+    );
 }
 
 /// The log of a session as one text, for failure messages.

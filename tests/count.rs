@@ -415,33 +415,30 @@ fn no_thread_is_started_in_any_session() {
     assert_eq!(s.wait_exit(DEFAULT_WAIT).code(), Some(0));
 }
 
-/// A process limit that forbids new threads or processes (`prlimit --nproc=1`, as
-/// a busy shared `vmail` account can reach) changes nothing: pop1d needs none,
-/// and an RDEL still deletes.
+/// A process limit that forbids new processes (`prlimit --nproc=1`, as a busy
+/// shared `vmail` account can reach): pop1d needs two for a session (the
+/// login child and the monitor), and says so, with a reason in the log,
+/// instead of serving without its privilege separation.
 #[test]
-fn a_process_limit_of_one_changes_nothing() {
+fn a_process_limit_that_forbids_the_login_child_is_a_clear_start_up_error() {
     require_tool("prlimit", "util-linux");
-    let data = bulk_mailbox(20 << 20);
     let env = TestEnv::new();
-    env.write_mailbox("fred", &data);
+    env.write_mailbox("fred", b"From a\n\nmail\n");
     let out = run_command(
         env.command_via(&["prlimit", "--nproc=1", "--"]),
         &fred_transaction("RDEL", "\r\n"),
     );
-    out.assert_exit(0);
-    let mut r = out.replies();
-    r.logged_in();
-    let count = r.count();
-    assert!(r.data(count) == crlf(&data).as_slice(), "data differs");
-    r.ok();
-    r.ok();
-    r.end();
-    assert_eq!(env.read_mailbox("fred"), b"", "RDEL deleted nothing");
-    env.assert_mail_dir_is(&["fred"]);
-    let log = out.log();
-    assert!(
-        log.iter()
-            .any(|l| l.starts_with("transaction: user=fred, mode=RDEL") && l.contains("deleted")),
-        "log: {log:?}"
+    out.assert_exit(2);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "-ERR server misconfigured\r\n"
     );
+    assert!(
+        out.log()
+            .iter()
+            .any(|l| l.starts_with("cannot start: cannot fork the login child")),
+        "log: {:?}",
+        out.log()
+    );
+    assert_eq!(env.read_mailbox("fred"), b"From a\n\nmail\n");
 }

@@ -152,6 +152,7 @@ fn new_session(dir: &Path) -> Session<TestStore> {
             methods: Methods::ALL,
             timeout: Duration::ZERO,
             refresh: pop1d::limits::DOTLOCK_REFRESH,
+            lock_group: None,
         },
     };
     Session::new(store, u32::MAX)

@@ -90,8 +90,7 @@ fn base(env: &TestEnv) -> Vec<String> {
         env.mail_dir.join("%u").display().to_string(),
     ];
     if is_root() {
-        v.push("--user".into());
-        v.push("nobody".into());
+        v.extend(["--user", "nobody", "--login-user", LOGIN_ACCOUNT].map(String::from));
     }
     v
 }
@@ -201,8 +200,7 @@ fn missing_or_unreadable_passwd_file_is_a_startup_error() {
                 log.into(),
             ];
             if is_root() {
-                args.push("--user".into());
-                args.push("nobody".into());
+                args.extend(["--user", "nobody", "--login-user", LOGIN_ACCOUNT].map(String::from));
             }
             let a: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
             let out = run_bare(&a, b"USER fred\r\n");

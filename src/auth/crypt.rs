@@ -229,6 +229,19 @@ fn crypt_matches(password: &[u8], setting: &str) -> Result<bool, Unverifiable> {
 /// never log in: an empty password, a NUL, or [`CRYPT_MAX_PASSPHRASE_SIZE`]
 /// octets or more.
 pub fn new_yescrypt_hash(password: &[u8]) -> Result<String, &'static str> {
+    new_hash(Some(c"$y$"), password)
+}
+
+/// A new hash of `password` by libxcrypt's default method and cost, with a
+/// fresh random salt: what `passwd` and `chpasswd` write, since they ask
+/// `crypt_gensalt` with no prefix. The same refusals as [`new_yescrypt_hash`].
+pub fn new_default_hash(password: &[u8]) -> Result<String, &'static str> {
+    new_hash(None, password)
+}
+
+/// A new hash of `password` with the method of `prefix` (libxcrypt's default
+/// when `None`) at its default cost.
+fn new_hash(prefix: Option<&CStr>, password: &[u8]) -> Result<String, &'static str> {
     if password.is_empty() {
         return Err("an empty password never logs in");
     }
@@ -239,13 +252,14 @@ pub fn new_yescrypt_hash(password: &[u8]) -> Result<String, &'static str> {
         return Err("the password is too long: crypt(3) takes at most 511 octets");
     }
     let mut setting = [0u8; CRYPT_GENSALT_OUTPUT_SIZE];
-    // SAFETY: the prefix is a NUL-terminated literal; `rbytes` NULL with `nrbytes`
-    // 0 asks libxcrypt for its own random bytes; `setting` is a writable buffer of
-    // exactly the size passed, which libxcrypt fills with a NUL-terminated
-    // setting string when it returns non-NULL.
+    // SAFETY: the prefix is NULL (libxcrypt's default method) or a NUL-terminated
+    // string that outlives the call; `rbytes` NULL with `nrbytes` 0 asks libxcrypt
+    // for its own random bytes; `setting` is a writable buffer of exactly the size
+    // passed, which libxcrypt fills with a NUL-terminated setting string when it
+    // returns non-NULL.
     let made = unsafe {
         crypt_gensalt_rn(
-            c"$y$".as_ptr(),
+            prefix.map_or(std::ptr::null(), CStr::as_ptr),
             0,
             std::ptr::null(),
             0,
@@ -254,7 +268,7 @@ pub fn new_yescrypt_hash(password: &[u8]) -> Result<String, &'static str> {
         )
     };
     if made.is_null() {
-        return Err("libxcrypt could not make a yescrypt setting (no random source?)");
+        return Err("libxcrypt could not make a setting (no random source?)");
     }
     let mut phrase = Zeroizing::new(Vec::with_capacity(password.len() + 1));
     phrase.extend_from_slice(password);
@@ -278,7 +292,7 @@ pub fn new_yescrypt_hash(password: &[u8]) -> Result<String, &'static str> {
     };
     match hash {
         Ok(hash) if Hash::parse(&hash).is_some() => Ok(hash),
-        _ => Err("crypt(3) returned no usable hash"),
+        _ => Err("crypt(3) returned no usable hash (a method pop1d does not verify?)"),
     }
 }
 
@@ -390,6 +404,18 @@ mod tests {
         for bad in [&b""[..], b"a\0b", &[b'x'; CRYPT_MAX_PASSPHRASE_SIZE]] {
             assert!(new_yescrypt_hash(bad).is_err());
         }
+    }
+
+    #[test]
+    fn default_hashes_are_libxcrypts_default_method() {
+        let hash = new_default_hash(b"demo pass").unwrap();
+        let parsed = Hash::parse(&hash).unwrap();
+        assert_eq!(parsed.verify(b"demo pass"), Ok(true));
+        assert_eq!(parsed.verify(b"demo"), Ok(false));
+        // Debian's libxcrypt defaults to yescrypt at its default cost, as
+        // `passwd` and `chpasswd` write it.
+        assert_eq!(parsed.settings(), "$y$j9T", "{hash}");
+        assert!(new_default_hash(b"").is_err());
     }
 
     #[test]

@@ -6,7 +6,16 @@
 //! reply nor its timing tells whether a user exists. Never log or keep a password.
 
 mod crypt;
+#[cfg(feature = "pam")]
+mod pam;
 mod passwd_file;
+mod shadow;
+pub mod system;
 
-pub use crypt::{new_yescrypt_hash, Hash, Unverifiable, CRYPT_MAX_PASSPHRASE_SIZE};
+pub use crypt::{
+    new_default_hash, new_yescrypt_hash, Hash, Unverifiable, CRYPT_MAX_PASSPHRASE_SIZE,
+};
+#[cfg(feature = "pam")]
+pub use pam::Pam;
 pub use passwd_file::{LoadError, PasswdFile};
+pub use shadow::{Outcome, Refusal, Shadow};

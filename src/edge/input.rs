@@ -129,6 +129,11 @@ impl ClientInput {
         }
     }
 
+    /// What was read past the last line handed out.
+    pub fn unread(&self) -> &[u8] {
+        self.buffer.unread()
+    }
+
     pub fn line(&self, range: Range<usize>) -> &[u8] {
         self.buffer.line(range)
     }

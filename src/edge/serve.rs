@@ -19,8 +19,20 @@ pub struct Edges<'a> {
     pub log: &'a mut Log,
     pub rip: &'a str,
     pub auth_delay: Duration,
-    /// Answers the session's password checks.
-    pub verify: &'a mut dyn FnMut(&Credentials) -> Verdict,
+    /// Answers the session's password checks, given the client's bytes read
+    /// past the PASS line.
+    pub verify: &'a mut dyn FnMut(&Credentials, &[u8]) -> Checked,
+    /// False in a login child: the monitor, which verifies, logs the logins.
+    pub log_logins: bool,
+}
+
+/// What became of a password check.
+pub enum Checked {
+    Verdict(Verdict),
+    /// Granted, and another process serves the rest of the session.
+    HandedOver,
+    /// The process that verifies is gone: nothing more can happen.
+    MonitorGone,
 }
 
 /// Serve one session to its end, beginning with the greeting; returns how it
@@ -49,7 +61,8 @@ pub fn resume<B: Backend>(session: &mut Session<B>, edges: &mut Edges<'_>) -> En
             Err(end) => stop(session, end),
         };
         if let Some(end) = perform(session, actions, edges) {
-            if edges.output.shutdown_write() {
+            // Handed over, the connection goes on in the monitor.
+            if end != End::HandedOver && edges.output.shutdown_write() {
                 edges.input.drain(LINGER, MAX_LINE * 64);
             }
             return end;
@@ -83,11 +96,21 @@ fn perform<B: Backend>(
     while let Some(action) = pending.pop_front() {
         match action {
             Action::Reply(reply) => edges.output.queue(&reply),
-            Action::Log(event) => edges.log.event(&event, edges.rip),
+            Action::Log(event) if edges.log_logins || !event.is_about_login() => {
+                edges.log.event(&event, edges.rip)
+            }
+            Action::Log(_) => {}
             Action::Verify(credentials) => {
-                let verdict = (edges.verify)(&credentials);
-                drop(credentials);
-                pending.extend(session.verdict(verdict));
+                match (edges.verify)(&credentials, edges.input.unread()) {
+                    Checked::Verdict(verdict) => pending.extend(session.verdict(verdict)),
+                    Checked::HandedOver => {
+                        let _ = edges.output.flush(&mut || {});
+                        return Some(End::HandedOver);
+                    }
+                    Checked::MonitorGone => {
+                        pending = stop(session, End::MonitorGone).into();
+                    }
+                }
             }
             Action::AuthDelay => {
                 if let Err(failure) = edges.output.flush(&mut || session.keep_alive()) {

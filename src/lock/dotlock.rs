@@ -25,7 +25,7 @@ use nix::errno::Errno;
 use nix::sys::signal::kill;
 use nix::sys::stat::{utimensat, UtimensatFlags};
 use nix::sys::time::TimeSpec;
-use nix::unistd::Pid;
+use nix::unistd::{getegid, setegid, Gid, Pid};
 
 use crate::fileid::FileId;
 use crate::limits::DOTLOCK_STALE_AGE;
@@ -41,6 +41,30 @@ pub struct DotLock {
     _open: fs::File,
     refresh: Duration,
     touched: Cell<Instant>,
+    /// The group that may write the mailbox directory, made effective only
+    /// while the lock file is handled.
+    group: Option<Gid>,
+}
+
+/// Run `work` with `group` as the effective gid (the real or saved gid of the
+/// process), then go back. With `None`, or the group effective already, just
+/// run it. A spool like Debian's `/var/mail` (root:mail 2775) lets only group
+/// `mail` make files in it; holding that group any longer would let the user's
+/// session unlink anything there and read every `user:mail 0660` mailbox.
+fn with_group<T>(group: Option<Gid>, work: impl FnOnce() -> T) -> T {
+    let before = getegid();
+    match group {
+        Some(group) if group != before && setegid(group).is_ok() => {
+            let result = work();
+            // Back to the real gid: this cannot fail for the process that left
+            // it. Should it, nothing more may happen with the spool's group.
+            if setegid(before).is_err() {
+                std::process::abort();
+            }
+            result
+        }
+        _ => work(),
+    }
 }
 
 /// The lock file's name for a mailbox: the mailbox path with `.lock` appended.
@@ -50,9 +74,21 @@ pub fn lock_path(mailbox: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Try once to take the dot-lock of `mailbox`, to be touched every `refresh`.
-/// `Ok(None)` when somebody holds it.
-pub fn try_lock(mailbox: &Path, refresh: Duration) -> io::Result<Option<DotLock>> {
+/// Try once to take the dot-lock of `mailbox`, to be touched every `refresh`,
+/// handled with `group` effective. `Ok(None)` when somebody holds it.
+pub fn try_lock(
+    mailbox: &Path,
+    refresh: Duration,
+    group: Option<Gid>,
+) -> io::Result<Option<DotLock>> {
+    with_group(group, || try_lock_as_is(mailbox, refresh, group))
+}
+
+fn try_lock_as_is(
+    mailbox: &Path,
+    refresh: Duration,
+    group: Option<Gid>,
+) -> io::Result<Option<DotLock>> {
     let lock = lock_path(mailbox);
     let mut temp = TempFile::create(mailbox)?;
     // Two tries: the second after breaking a stale lock.
@@ -77,6 +113,7 @@ pub fn try_lock(mailbox: &Path, refresh: Duration) -> io::Result<Option<DotLock>
                     _open: open,
                     refresh,
                     touched: Cell::new(Instant::now()),
+                    group,
                 };
                 drop(temp);
                 return Ok(Some(held));
@@ -102,7 +139,7 @@ impl DotLock {
     pub fn refresh_if_due(&self) {
         let now = Instant::now();
         if now.duration_since(self.touched.get()) >= self.refresh {
-            touch_if_ours(&self.path, self.identity);
+            with_group(self.group, || touch_if_ours(&self.path, self.identity));
             self.touched.set(now);
         }
     }
@@ -110,7 +147,7 @@ impl DotLock {
 
 impl Drop for DotLock {
     fn drop(&mut self) {
-        remove_if_ours(&self.path, self.identity);
+        with_group(self.group, || remove_if_ours(&self.path, self.identity));
     }
 }
 
@@ -210,7 +247,11 @@ fn temp_prefix(mailbox: &Path) -> String {
 /// a pid of this host that is gone, and any older than the stale age. Called
 /// once all of a transaction's locks are held (one directory scan per
 /// transaction), so no live session of ours is making one for it.
-pub fn remove_leftover_temp_files(mailbox: &Path) {
+pub fn remove_leftover_temp_files(mailbox: &Path, group: Option<Gid>) {
+    with_group(group, || remove_leftovers(mailbox));
+}
+
+fn remove_leftovers(mailbox: &Path) {
     let dir = mailbox.parent().unwrap_or(Path::new("."));
     let prefix = temp_prefix(mailbox);
     let host = host_part();
@@ -337,7 +378,7 @@ mod tests {
     fn a_held_lock_is_touched_when_due_and_removed_on_drop() {
         let dir = tempfile::tempdir().unwrap();
         let mailbox = dir.path().join("fred");
-        let held = try_lock(&mailbox, Duration::from_millis(200))
+        let held = try_lock(&mailbox, Duration::from_millis(200), None)
             .unwrap()
             .unwrap();
         let lock = lock_path(&mailbox);
@@ -356,7 +397,7 @@ mod tests {
             "the held lock was not touched"
         );
         // Somebody else cannot take it meanwhile: it is ours and alive.
-        assert!(try_lock(&mailbox, Duration::from_secs(30))
+        assert!(try_lock(&mailbox, Duration::from_secs(30), None)
             .unwrap()
             .is_none());
         drop(held);
@@ -370,9 +411,11 @@ mod tests {
         let mailbox = dir.path().join("fred");
         let lock = lock_path(&mailbox);
         fs::write(&lock, b"").unwrap();
-        assert!(try_lock(&mailbox, DOTLOCK_STALE_AGE).unwrap().is_none());
+        assert!(try_lock(&mailbox, DOTLOCK_STALE_AGE, None)
+            .unwrap()
+            .is_none());
         make_old(&lock);
-        let held = try_lock(&mailbox, DOTLOCK_STALE_AGE).unwrap();
+        let held = try_lock(&mailbox, DOTLOCK_STALE_AGE, None).unwrap();
         assert!(held.is_some(), "an old lock without a pid was not broken");
     }
 
@@ -399,8 +442,10 @@ mod tests {
             fs::write(dir.path().join(name), b"1\n").unwrap();
         }
         make_old(&dir.path().join(&old_elsewhere));
-        let held = try_lock(&mailbox, DOTLOCK_STALE_AGE).unwrap().unwrap();
-        remove_leftover_temp_files(&mailbox);
+        let held = try_lock(&mailbox, DOTLOCK_STALE_AGE, None)
+            .unwrap()
+            .unwrap();
+        remove_leftover_temp_files(&mailbox, None);
         let mut left: Vec<String> = fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())

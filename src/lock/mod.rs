@@ -67,6 +67,10 @@ pub struct Config {
     /// How often a held dot-lock is touched, when [`LockedFile::keep_alive`] is
     /// called often enough.
     pub refresh: Duration,
+    /// The group that may make files in the mailbox directory (Debian's `mail`
+    /// for /var/mail), held as the saved gid and made effective only while a
+    /// dot-lock is handled; `None` when the account may write there itself.
+    pub lock_group: Option<nix::unistd::Gid>,
 }
 
 /// Why a mailbox could not be locked.
@@ -127,7 +131,7 @@ impl Drop for LockedFile {
 /// name begins with a dot): whether dot-locks can be made there at all.
 pub fn try_dotlock_in(dir: &Path) -> io::Result<()> {
     let probe = dir.join(format!(".pop1d-check.{}", std::process::id()));
-    match dotlock::try_lock(&probe, crate::limits::DOTLOCK_REFRESH)? {
+    match dotlock::try_lock(&probe, crate::limits::DOTLOCK_REFRESH, None)? {
         Some(held) => {
             drop(held);
             Ok(())
@@ -148,7 +152,7 @@ pub fn lock(file: File, path: &Path, config: &Config) -> Result<LockedFile, Lock
     loop {
         if try_all(&mut locked, path, config)? {
             if locked.dotlock.is_some() {
-                dotlock::remove_leftover_temp_files(path);
+                dotlock::remove_leftover_temp_files(path, config.lock_group);
             }
             return Ok(locked);
         }
@@ -178,7 +182,8 @@ fn try_all(locked: &mut LockedFile, path: &Path, config: &Config) -> Result<bool
         }
     }
     if methods.dotlock {
-        locked.dotlock = dotlock::try_lock(path, config.refresh).map_err(failed("dot-lock"))?;
+        locked.dotlock = dotlock::try_lock(path, config.refresh, config.lock_group)
+            .map_err(failed("dot-lock"))?;
         if locked.dotlock.is_none() {
             return Ok(false);
         }

@@ -2,7 +2,7 @@
 //!
 //! It must never produce a path from a user name that is not safe.
 
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 
 use crate::username;
 
@@ -19,18 +19,18 @@ impl Template {
         while let Some(c) = chars.next() {
             if c == '%' {
                 match chars.next() {
-                    Some('u') => has_user = true,
+                    Some('u' | 'h') => has_user = true,
                     Some('%') => {}
                     _ => {
                         return Err(format!(
-                            "mailbox template {text:?}: only %u and %% are known"
+                            "mailbox template {text:?}: only %u, %h and %% are known"
                         ))
                     }
                 }
             }
         }
         if !has_user {
-            return Err(format!("mailbox template {text:?} has no %u"));
+            return Err(format!("mailbox template {text:?} has neither %u nor %h"));
         }
         if !text.starts_with('/') {
             return Err(format!(
@@ -45,17 +45,47 @@ impl Template {
         &self.0
     }
 
+    /// The directory every mailbox lies under: the template's part before its
+    /// first `%`, up to its last `/` (`/var/mail` for `/var/mail/%u`). `None`
+    /// when the template begins with `%h`.
+    pub fn fixed_dir(&self) -> Option<PathBuf> {
+        let fixed = &self.0[..self.0.find('%').unwrap_or(self.0.len())];
+        let dir = &fixed[..fixed.rfind('/')?];
+        Some(PathBuf::from(if dir.is_empty() { "/" } else { dir }))
+    }
+
+    /// Whether the template names a system account's home directory (`%h`).
+    pub fn uses_home(&self) -> bool {
+        self.0.replace("%%", "").contains("%h")
+    }
+
     /// The path of `user`'s mailbox, or `None` when the name is not safe.
     pub fn resolve(&self, user: &str) -> Option<PathBuf> {
+        self.resolve_with_home(user, None)
+    }
+
+    /// The path of `user`'s mailbox, `%h` being `home` (a system account's home
+    /// directory, absolute); `None` when the name is not safe, or `%h` is used
+    /// without a home that is absolute and free of `..`.
+    pub fn resolve_with_home(&self, user: &str, home: Option<&Path>) -> Option<PathBuf> {
         if !username::is_safe(user) {
             return None;
         }
+        let home = match home {
+            Some(home)
+                if home.is_absolute() && !home.components().any(|c| c == Component::ParentDir) =>
+            {
+                Some(home.to_str()?.trim_end_matches('/'))
+            }
+            _ => None,
+        };
         let mut path = String::with_capacity(self.0.len() + user.len());
         let mut chars = self.0.chars();
         while let Some(c) = chars.next() {
             match (c, c == '%') {
                 (_, true) => match chars.next() {
                     Some('u') => path.push_str(user),
+                    Some('h') => path.push_str(home?),
                     _ => path.push('%'),
                 },
                 (c, false) => path.push(c),

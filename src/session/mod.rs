@@ -64,6 +64,8 @@ pub enum StateName {
 struct GivenName {
     /// The name, when it could be a real one.
     usable: Option<String>,
+    /// As the client gave it.
+    given: Vec<u8>,
     /// As the log shows it.
     shown: String,
 }
@@ -223,6 +225,7 @@ impl<B: Backend> Session<B> {
             (S::Pass(name), C::Pass(password)) => {
                 let check = Credentials {
                     user: name.usable.clone(),
+                    given: name.given.clone(),
                     password: Zeroizing::new(password.to_vec()),
                 };
                 let empty = password.is_empty();
@@ -358,6 +361,7 @@ fn given_name(raw: &[u8]) -> GivenName {
         .map(str::to_owned);
     GivenName {
         usable,
+        given: raw.to_vec(),
         shown: username::escape_for_log(raw),
     }
 }

@@ -7,6 +7,8 @@
 //! mailbox files to nobody:nogroup.
 #![allow(dead_code)]
 
+pub mod accounts;
+
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -86,6 +88,27 @@ pub fn server_ids() -> (Uid, Gid) {
     } else {
         (nix::unistd::geteuid(), nix::unistd::getegid())
     }
+}
+
+/// The login account of the tests that start pop1d as root with virtual users
+/// (`--user nobody`): one that every Debian system has and that owns nothing
+/// the tests use. The system-account tests make a dedicated one.
+pub const LOGIN_ACCOUNT: &str = "daemon";
+
+/// Under root: `setpriv` to become the server account (nobody) for good before
+/// pop1d starts; empty otherwise.
+pub fn server_wrapper() -> Vec<String> {
+    if !is_root() {
+        return Vec::new();
+    }
+    let (uid, gid) = server_ids();
+    vec![
+        "setpriv".into(),
+        format!("--reuid={uid}"),
+        format!("--regid={gid}"),
+        "--clear-groups".into(),
+        "--".into(),
+    ]
 }
 
 /// Give `path` to the account pop1d runs as (only does something under root).
@@ -387,6 +410,10 @@ impl TestEnv {
         };
         fs::write(&self.passwd_path, text).unwrap();
         fs::set_permissions(&self.passwd_path, fs::Permissions::from_mode(0o600)).unwrap();
+        // Read by the account pop1d runs as, when it is not started as root.
+        if self.pass_user {
+            give_to_server(&self.passwd_path);
+        }
     }
 
     /// The full argument list: the harness defaults (each left out when the
@@ -400,10 +427,6 @@ impl TestEnv {
         if !self.has_arg("--mailbox") {
             v.push("--mailbox".into());
             v.push(self.mail_dir.join("%u").into());
-        }
-        if is_root() && self.pass_user && !self.has_arg("--user") {
-            v.push("--user".into());
-            v.push("nobody".into());
         }
         for (opt, val) in [
             ("--auth-delay", "0"),
@@ -431,7 +454,16 @@ impl TestEnv {
         if self.use_passwd_file {
             self.write_passwd();
         }
-        let mut cmd = match wrapper.split_first() {
+        // As root, pop1d is started as the unprivileged account that owns the
+        // test's mailboxes, as an operator runs it for virtual users: the
+        // tests that are about privileges start it as root themselves.
+        let as_server = server_wrapper();
+        let mut chain: Vec<&str> = Vec::new();
+        if self.pass_user {
+            chain.extend(as_server.iter().map(String::as_str));
+        }
+        chain.extend(wrapper);
+        let mut cmd = match chain.split_first() {
             Some((program, args)) => {
                 let mut cmd = Command::new(program);
                 cmd.args(args).arg(POP1D);
@@ -597,12 +629,15 @@ pub fn parse_log(stderr: &[u8], pid: u32) -> Vec<String> {
     if !text.is_empty() {
         assert!(text.ends_with('\n'), "log must end in a newline: {text:?}");
     }
-    let prefix = format!("pop1d[{pid}]: ");
+    // The monitor's own pid, or its login child's: a pid of pop1d's family.
+    let _ = pid;
     text.lines()
         .map(|l| {
-            l.strip_prefix(&prefix)
-                .unwrap_or_else(|| panic!("log line {l:?} does not start with {prefix:?}"))
-                .to_string()
+            l.strip_prefix("pop1d[")
+                .and_then(|rest| rest.split_once("]: "))
+                .filter(|(pid, _)| pid.parse::<u32>().is_ok())
+                .map(|(_, message)| message.to_string())
+                .unwrap_or_else(|| panic!("log line {l:?} does not start with pop1d[PID]: "))
         })
         .collect()
 }

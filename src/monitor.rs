@@ -1,0 +1,288 @@
+//! The monitor: the half of a session that is started as root (under inetd or
+//! systemd) and stays root only to verify passwords.
+//!
+//! What runs here as root, and nothing else: reading the passwd-file or
+//! setting up the system-account back end, parsing the login child's
+//! length-prefixed requests (`pop1d::privsep::message`), checking the user
+//! name with USER's rules and the password (through the same `Session` that
+//! will serve the user), logging the attempt, the failure delay and count, and
+//! becoming the account. The client's other bytes that came with a request are
+//! not looked at until then. No mailbox is opened here before the uid changes.
+
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use nix::poll::PollFlags;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::{Pid, User};
+use zeroize::Zeroizing;
+
+use pop1d::cli::Options;
+use pop1d::edge::input::ClientInput;
+use pop1d::edge::log::{Level, Log};
+use pop1d::edge::output::ClientOutput;
+use pop1d::edge::privilege::{self, Account};
+use pop1d::edge::serve::{resume, Checked, Edges};
+use pop1d::edge::signals::{Stop, Wait};
+use pop1d::privsep::message::{self, Answer, Malformed, Request};
+use pop1d::session::{Action, Backend, End, Reply, Session, StateName, Verdict};
+use pop1d::store::{FileStore, Verifier};
+
+use crate::login_child::READY;
+use crate::{misconfigured, prepare, refuse};
+
+pub fn run(
+    options: &Options,
+    log: &mut Log,
+    rip: &str,
+    child: Pid,
+    mut requests: File,
+    mut answers: File,
+) -> ExitCode {
+    let stop = match Stop::install() {
+        Ok(stop) => stop,
+        Err(error) => {
+            drop(answers);
+            let _ = reap(child);
+            return refuse(
+                log,
+                misconfigured(&format!("cannot install signal handlers: {error}")),
+            );
+        }
+    };
+    let (store, verifier) = match prepare(options, &stop, log, rip) {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            // The child, told nothing, ends without a word; but should it have
+            // refused already (a bad --login-user), the client has its -ERR.
+            drop(answers);
+            if reap(child) == Some(2) {
+                log.line(Level::Error, &format!("cannot start: {:#}", error.error));
+                return ExitCode::from(2);
+            }
+            return refuse(log, error);
+        }
+    };
+    if std::io::Write::write_all(&mut answers, &[READY]).is_err() {
+        return exit_like(reap(child));
+    }
+    let mut session = Session::new(store, options.max_auth_failures);
+    loop {
+        match stop.wait(requests.as_fd(), PollFlags::POLLIN, far_future()) {
+            Wait::Ready => {}
+            Wait::Stopped => {
+                let _ = kill(child, Signal::SIGTERM);
+                let _ = reap(child);
+                log.line(
+                    Level::Info,
+                    &format!("disconnect: {}, rip={rip}", End::Terminated.describe()),
+                );
+                return ExitCode::SUCCESS;
+            }
+            Wait::TimedOut | Wait::Failed(_) => {}
+        }
+        let request = match message::receive_request(&mut requests) {
+            Ok(request) => request,
+            // The child ended the session before a login (QUIT, end of input,
+            // too many failures, a timeout): its status is the session's.
+            Err(Malformed::Closed) => return exit_like(reap(child)),
+            Err(Malformed::Bad(why)) => return child_failed(log, child, &why),
+        };
+        let checked = match check(&mut session, &request, &verifier, log, rip, options, &stop) {
+            Ok(checked) => checked,
+            Err(why) => return child_failed(log, child, &why),
+        };
+        let answer = match &checked {
+            Outcome::Granted { .. } => Answer::Granted,
+            Outcome::Denied => Answer::Denied,
+            Outcome::Closing => Answer::DeniedClosing,
+            Outcome::Unavailable => Answer::Unavailable,
+        };
+        if message::send_answer(&mut answers, answer).is_err() {
+            return child_failed(log, child, "it went away before the answer");
+        }
+        match checked {
+            Outcome::Denied | Outcome::Unavailable => {}
+            Outcome::Closing => return exit_like(reap(child)),
+            Outcome::Granted { user, replies } => {
+                // The child flushes what it had to say and exits; only then
+                // does this process speak to the client.
+                if reap(child).is_none() {
+                    return child_failed(log, child, "it did not end after the login");
+                }
+                drop((requests, answers));
+                return serve_user(options, log, rip, session, &user, replies, request, stop);
+            }
+        }
+    }
+}
+
+/// What became of one login attempt.
+enum Outcome {
+    Granted { user: String, replies: Vec<Reply> },
+    Denied,
+    Closing,
+    Unavailable,
+}
+
+/// Verify one request through the session, as if the lines had come here: USER
+/// with the given name (its rules applied again), then PASS.
+fn check<B: Backend>(
+    session: &mut Session<B>,
+    request: &Request,
+    verifier: &Verifier,
+    log: &mut Log,
+    rip: &str,
+    options: &Options,
+    stop: &Stop,
+) -> Result<Outcome, String> {
+    let mut user_line = b"USER ".to_vec();
+    user_line.extend_from_slice(&request.given);
+    session.handle_line(&user_line);
+    if session.state() != StateName::Pass {
+        return Err("a request without a user name".into());
+    }
+    let mut pass_line = Zeroizing::new(b"PASS ".to_vec());
+    pass_line.extend_from_slice(&request.password);
+    let Some(Action::Verify(credentials)) = session.handle_line(&pass_line).into_iter().next()
+    else {
+        return Err("a request the session did not take for a PASS".into());
+    };
+    // The failure delay counts from here: a refusal then takes the same time
+    // whatever the back end spent on it (pam_unix refuses a locked account
+    // without hashing), as long as the delay is longer than a check.
+    let started = Instant::now();
+    let verdict = verifier.verify(&credentials);
+    let user = credentials.user.clone();
+    drop(credentials);
+    let mut replies = Vec::new();
+    let mut closing = false;
+    for action in session.verdict(verdict) {
+        match action {
+            Action::Log(event) => log.event(&event, rip),
+            Action::AuthDelay => stop.sleep(options.auth_delay.saturating_sub(started.elapsed())),
+            Action::Reply(reply) => replies.push(reply),
+            Action::Close(_) => closing = true,
+            Action::Verify(_) | Action::SendMail => {}
+        }
+    }
+    Ok(match (session.state(), user) {
+        (StateName::Idle, Some(user)) => Outcome::Granted { user, replies },
+        _ if closing => Outcome::Closing,
+        _ if verdict == Verdict::Unavailable => Outcome::Unavailable,
+        _ => Outcome::Denied,
+    })
+}
+
+/// After the login: become the account, say `+OK`, and serve the session from
+/// the client's bytes that came with the request on.
+#[allow(clippy::too_many_arguments)]
+fn serve_user(
+    options: &Options,
+    log: &mut Log,
+    rip: &str,
+    mut session: Session<FileStore>,
+    user: &str,
+    replies: Vec<Reply>,
+    request: Request,
+    stop: Stop,
+) -> ExitCode {
+    if let Err(error) = become_served_account(options, user) {
+        log.line(
+            Level::Error,
+            &format!("cannot serve user {user}: {error:#}"),
+        );
+        let _ = std::io::Write::write_all(&mut std::io::stdout(), b"-ERR server misconfigured\r\n");
+        return ExitCode::from(2);
+    }
+    if privilege::is_root() {
+        log.line(Level::Error, "refusing to serve a mailbox as root");
+        let _ = std::io::Write::write_all(&mut std::io::stdout(), b"-ERR server misconfigured\r\n");
+        return ExitCode::from(2);
+    }
+    let refresh = crate::dotlock_refresh();
+    let mut verify = |_: &_, _: &[u8]| Checked::Verdict(Verdict::Denied);
+    let mut edges = Edges {
+        input: ClientInput::stdin(options.timeout, refresh, stop.clone())
+            .with_unread(&request.unread),
+        output: ClientOutput::stdout(options.timeout, refresh, stop),
+        log,
+        rip,
+        auth_delay: options.auth_delay,
+        verify: &mut verify,
+        log_logins: true,
+    };
+    drop(request);
+    for reply in &replies {
+        edges.output.queue(reply);
+    }
+    let end = resume(&mut session, &mut edges);
+    drop(edges);
+    log.line(
+        Level::Info,
+        &format!("disconnect: {}, rip={rip}", end.describe()),
+    );
+    match end {
+        End::MailboxFault => ExitCode::from(1),
+        _ => ExitCode::SUCCESS,
+    }
+}
+
+/// The account this session is served as: the system account itself, or the
+/// `--user` account of virtual users. Not root, nothing changes.
+fn become_served_account(options: &Options, user: &str) -> anyhow::Result<()> {
+    if options.passwd_file.is_some() {
+        return match &options.user {
+            Some(account) => privilege::become_user(account),
+            None => Ok(()),
+        };
+    }
+    let account = User::from_name(user)
+        .context("cannot look up the account")?
+        .context("no such account")?;
+    if account.uid.is_root() || account.uid.as_raw() < options.first_valid_uid {
+        anyhow::bail!("uid {} is below --first-valid-uid", account.uid);
+    }
+    let spool_group = crate::spool_group(options);
+    privilege::become_account(
+        &Account {
+            name: user,
+            uid: account.uid,
+            gid: account.gid,
+        },
+        spool_group,
+    )
+}
+
+/// Wait for the child to end; its exit code, if it exited.
+fn reap(child: Pid) -> Option<i32> {
+    loop {
+        match waitpid(child, None) {
+            Ok(WaitStatus::Exited(_, code)) => return Some(code),
+            Ok(WaitStatus::Signaled(..)) => return None,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Ok(_) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Exit as the child did: the session ended there.
+fn exit_like(code: Option<i32>) -> ExitCode {
+    ExitCode::from(code.and_then(|c| u8::try_from(c).ok()).unwrap_or(1))
+}
+
+fn child_failed(log: &mut Log, child: Pid, why: &str) -> ExitCode {
+    log.line(Level::Error, &format!("login child failed: {why}"));
+    let _ = kill(child, Signal::SIGKILL);
+    let _ = reap(child);
+    ExitCode::from(1)
+}
+
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(365 * 24 * 3600)
+}
