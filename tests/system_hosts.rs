@@ -450,6 +450,22 @@ fn strace_shows_which_uids_read_the_client_and_open_the_mailbox() {
                     rdel_read = Some(*creds);
                 }
             }
+            Event::Read {
+                pid,
+                creds,
+                fd,
+                data,
+                n,
+            } if *n > 0 && creds.euid == 0 => {
+                // Root reads files and the login child's message, never a
+                // command that follows the login.
+                for command in ["RDEL ", "RCEV", "RCVD", "QUIT"] {
+                    assert!(
+                        !data.contains(command),
+                        "pid {pid} read {command:?} from fd {fd} as root: {data}"
+                    );
+                }
+            }
             Event::Open {
                 pid,
                 creds,

@@ -36,15 +36,15 @@ pub enum Serve {
     /// private `--passwd-file`, `--user ACCOUNT` (pop1d, started as root,
     /// becomes the account before it reads the client), and the account in
     /// group `mail` so that it can create dot-locks in `/var/mail`.
+    #[allow(dead_code)]
     Virtual,
     /// Issue 9: the shipped command line as it is (no `--passwd-file`; shadow;
     /// the login child as `--login-user`), the account not in group `mail`.
-    #[allow(dead_code)]
     System,
 }
 
 /// The one line to change once pop1d serves system accounts.
-pub const SERVE: Serve = Serve::Virtual;
+pub const SERVE: Serve = Serve::System;
 
 /// The dedicated login account of the README and contrib/ (issue 9).
 pub const LOGIN_USER: &str = "pop1d-login";
@@ -354,7 +354,6 @@ pub struct Adapted {
 pub fn adapt(shipped: &[String], account: &Account, extra: &[(&str, &str)]) -> Adapted {
     let mut args = shipped.to_vec();
     let mut dir = None;
-    let login_uid;
     match SERVE {
         Serve::Virtual => {
             let d = tempfile::Builder::new()
@@ -371,21 +370,21 @@ pub fn adapt(shipped: &[String], account: &Account, extra: &[(&str, &str)]) -> A
             set_option(&mut args, "--passwd-file", passwd.to_str().unwrap());
             set_option(&mut args, "--user", &account.name);
             dir = Some(d);
-            login_uid = account.uid;
         }
         Serve::System => {
             assert!(
-                option_value(&args, "--passwd-file").is_none(),
-                "the shipped command line still serves virtual users: {shipped:?}"
+                option_value(&args, "--passwd-file").is_none()
+                    && option_value(&args, "--user").is_none(),
+                "the shipped command line serves virtual users, not system accounts: {shipped:?}"
             );
-            let login = option_value(&args, "--login-user").unwrap_or_else(|| "nobody".into());
-            login_uid = if login == LOGIN_USER {
-                login_account(&login)
-            } else {
-                uid_of(&login)
-            };
         }
     }
+    let login = option_value(&args, "--login-user").unwrap_or_else(|| "nobody".into());
+    let login_uid = if login == LOGIN_USER {
+        login_account(&login)
+    } else {
+        uid_of(&login)
+    };
     for (opt, value) in extra {
         set_option(&mut args, opt, value);
     }
