@@ -200,12 +200,15 @@ fn socket_activate_runs_the_shipped_unit_two_clients_on_one_mailbox() {
 }
 
 /// Postfix, started by the test if it is not running, and stopped again then.
+/// On drop, mail still queued for `recipient` (a failed test) is deleted
+/// first: delivered after the account is gone, it would bounce to root.
 struct Postfix {
     started: bool,
+    recipient: String,
 }
 
 impl Postfix {
-    fn start(log: &Syslog) -> Postfix {
+    fn start(log: &Syslog, recipient: &str) -> Postfix {
         for (path, package) in [
             ("/usr/sbin/postfix", "postfix"),
             ("/usr/sbin/sendmail", "postfix"),
@@ -244,7 +247,10 @@ impl Postfix {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        Postfix { started: !running }
+        Postfix {
+            started: !running,
+            recipient: recipient.to_string(),
+        }
     }
 
     /// Whether the queue holds nothing for `recipient`.
@@ -256,6 +262,24 @@ impl Postfix {
 
 impl Drop for Postfix {
     fn drop(&mut self) {
+        // postqueue -j: one JSON object a line, one line per queued message.
+        if let Ok(out) = Command::new("/usr/sbin/postqueue").arg("-j").output() {
+            // Compared without white space: names and queue ids have none.
+            let address = format!("\"address\":\"{}\"", self.recipient);
+            for line in String::from_utf8_lossy(&out.stdout).lines() {
+                let line: String = line.split_whitespace().collect();
+                let id = line
+                    .split_once("\"queue_id\":\"")
+                    .and_then(|(_, rest)| rest.split_once('"'))
+                    .map(|(id, _)| id);
+                if let (true, Some(id)) = (line.contains(&address), id) {
+                    let _ = Command::new("/usr/sbin/postsuper")
+                        .args(["-d", id])
+                        .stderr(Stdio::null())
+                        .status();
+                }
+            }
+        }
         if self.started {
             let _ = Command::new("/usr/sbin/postfix")
                 .arg("stop")
@@ -280,10 +304,11 @@ fn postfix_delivers_while_rdel_sessions_run_nothing_lost_nothing_twice() {
         return;
     }
     let log = syslog();
-    let _postfix = Postfix::start(&log);
     let account = Account::create();
     let name = account.name.clone();
     let recipient = format!("{name}@localhost");
+    // Dropped before the account: queued mail for it is deleted first.
+    let _postfix = Postfix::start(&log, &recipient);
     let (fields, _adapted) = inetd_line(&account, &[("--lock-timeout", "10")]);
     let mut inetd = Daemon::inetd(&log, &fields);
 
