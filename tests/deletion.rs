@@ -503,3 +503,24 @@ fn a_few_appended_bytes_that_do_not_start_a_message_keep_the_mailbox() {
     assert_eq!(s.wait_exit(DEFAULT_WAIT).code(), Some(0));
     assert_eq!(env.read_mailbox("fred"), [&data[..], b"Fro"].concat());
 }
+
+#[test]
+fn an_append_after_a_mailbox_without_a_final_newline_is_kept_and_the_rest_deleted() {
+    // Dovecot and mutt begin an append with a newline when the mailbox did not
+    // end with one: "\nFrom ..." is a new message too.
+    let mut data = mailbox();
+    data.extend_from_slice(b"a last line without a newline");
+    let env = env_with(&data, 0o600);
+    let path = env.mailbox_path("fred");
+    let (mut s, _) = rdel_and_rcev(&env, &data);
+    let late = [b"\n".to_vec(), message("late@example.org", "late", "kept")].concat();
+    let mut f = fs::OpenOptions::new().append(true).open(&path).unwrap();
+    f.write_all(&late).unwrap();
+    drop(f);
+    s.cmd("RCVD");
+    s.expect_ok();
+    s.cmd("QUIT");
+    s.expect_ok();
+    assert_eq!(s.wait_exit(DEFAULT_WAIT).code(), Some(0));
+    assert_eq!(env.read_mailbox("fred"), late);
+}

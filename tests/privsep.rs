@@ -313,3 +313,35 @@ fn options_that_do_not_go_together_are_start_up_errors() {
         );
     }
 }
+
+#[cfg(feature = "pam")]
+#[test]
+fn a_system_account_logs_in_through_a_real_pam_stack() {
+    if !system_tests() {
+        return;
+    }
+    require_spool();
+    let _service = PamService::install();
+    let login = login_account();
+    let fred = TestAccount::new(PASSWORD);
+    let path = spool_mailbox(&fred, &message("a@example.org", "pam", "via pam_unix\n"));
+    let _spool = Spool(path);
+    let script = format!(
+        "USER {0}\r\nPASS wrong\r\nUSER {0}\r\nPASS {PASSWORD}\r\nRETR {0}\r\nQUIT\r\n",
+        fred.name
+    );
+    let out = run_command(
+        pop1d_as_root(&login.name, &["--auth", "pam"]),
+        script.as_bytes(),
+    );
+    out.assert_exit(0);
+    let mut r = out.replies();
+    r.greeting();
+    r.ok();
+    assert_eq!(r.err(), "-ERR authentication failed");
+    r.ok();
+    r.ok();
+    assert!(r.count() > 0);
+    r.ok();
+    r.end();
+}

@@ -155,43 +155,6 @@ fn shadow_refusals_each_compute_a_hash() {
 }
 
 #[cfg(feature = "pam")]
-/// Installs contrib/pam.d/pop1d as /etc/pam.d/pop1d, and puts back what was
-/// there when dropped.
-struct PamService {
-    before: Option<Vec<u8>>,
-}
-
-#[cfg(feature = "pam")]
-const PAM_FILE: &str = "/etc/pam.d/pop1d";
-
-#[cfg(feature = "pam")]
-impl PamService {
-    fn install() -> PamService {
-        for include in ["/etc/pam.d/common-auth", "/etc/pam.d/common-account"] {
-            assert!(
-                std::path::Path::new(include).is_file(),
-                "{include} is missing: install the Debian package libpam-runtime; this test does not skip"
-            );
-        }
-        let shipped = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/contrib/pam.d/pop1d"))
-            .expect("contrib/pam.d/pop1d");
-        let before = std::fs::read(PAM_FILE).ok();
-        std::fs::write(PAM_FILE, shipped).expect("cannot write /etc/pam.d/pop1d");
-        PamService { before }
-    }
-}
-
-#[cfg(feature = "pam")]
-impl Drop for PamService {
-    fn drop(&mut self) {
-        let _ = match &self.before {
-            Some(text) => std::fs::write(PAM_FILE, text),
-            None => std::fs::remove_file(PAM_FILE),
-        };
-    }
-}
-
-#[cfg(feature = "pam")]
 #[test]
 fn pam_unix_through_the_shipped_service() {
     use pop1d::auth::Pam;

@@ -235,6 +235,15 @@ pub fn new_yescrypt_hash(password: &[u8]) -> Result<String, &'static str> {
 /// A new hash of `password` by libxcrypt's default method and cost, with a
 /// fresh random salt: what `passwd` and `chpasswd` write, since they ask
 /// `crypt_gensalt` with no prefix. The same refusals as [`new_yescrypt_hash`].
+/// A stand-in to verify in place of a missing entry, by libxcrypt's default
+/// method and cost (`crypt_gensalt` with no prefix, as passwd and chpasswd
+/// hash): only a fresh setting, with no digest. Verifying against it hashes the
+/// password as a real entry of that method would, and can never match, since
+/// crypt's output is the setting and a digest. Making it costs no hash.
+pub fn default_dummy() -> Result<Hash, &'static str> {
+    Ok(Hash::Crypt(new_setting(None)?))
+}
+
 pub fn new_default_hash(password: &[u8]) -> Result<String, &'static str> {
     new_hash(None, password)
 }
@@ -251,25 +260,9 @@ fn new_hash(prefix: Option<&CStr>, password: &[u8]) -> Result<String, &'static s
     if password.len() >= CRYPT_MAX_PASSPHRASE_SIZE {
         return Err("the password is too long: crypt(3) takes at most 511 octets");
     }
-    let mut setting = [0u8; CRYPT_GENSALT_OUTPUT_SIZE];
-    // SAFETY: the prefix is NULL (libxcrypt's default method) or a NUL-terminated
-    // string that outlives the call; `rbytes` NULL with `nrbytes` 0 asks libxcrypt
-    // for its own random bytes; `setting` is a writable buffer of exactly the size
-    // passed, which libxcrypt fills with a NUL-terminated setting string when it
-    // returns non-NULL.
-    let made = unsafe {
-        crypt_gensalt_rn(
-            prefix.map_or(std::ptr::null(), CStr::as_ptr),
-            0,
-            std::ptr::null(),
-            0,
-            setting.as_mut_ptr().cast(),
-            CRYPT_GENSALT_OUTPUT_SIZE as c_int,
-        )
-    };
-    if made.is_null() {
-        return Err("libxcrypt could not make a setting (no random source?)");
-    }
+    let setting = new_setting(prefix)?;
+    let setting =
+        std::ffi::CString::new(setting).map_err(|_| "libxcrypt made a setting with a NUL")?;
     let mut phrase = Zeroizing::new(Vec::with_capacity(password.len() + 1));
     phrase.extend_from_slice(password);
     phrase.push(0);
@@ -294,6 +287,35 @@ fn new_hash(prefix: Option<&CStr>, password: &[u8]) -> Result<String, &'static s
         Ok(hash) if Hash::parse(&hash).is_some() => Ok(hash),
         _ => Err("crypt(3) returned no usable hash (a method pop1d does not verify?)"),
     }
+}
+
+/// A fresh setting (method, cost and salt, no digest) for `prefix`'s method,
+/// libxcrypt's default when `None`, at its default cost.
+fn new_setting(prefix: Option<&CStr>) -> Result<String, &'static str> {
+    let mut setting = [0u8; CRYPT_GENSALT_OUTPUT_SIZE];
+    // SAFETY: the prefix is NULL (libxcrypt's default method) or a NUL-terminated
+    // string that outlives the call; `rbytes` NULL with `nrbytes` 0 asks libxcrypt
+    // for its own random bytes; `setting` is a writable buffer of exactly the size
+    // passed, which libxcrypt fills with a NUL-terminated setting string when it
+    // returns non-NULL.
+    let made = unsafe {
+        crypt_gensalt_rn(
+            prefix.map_or(std::ptr::null(), CStr::as_ptr),
+            0,
+            std::ptr::null(),
+            0,
+            setting.as_mut_ptr().cast(),
+            CRYPT_GENSALT_OUTPUT_SIZE as c_int,
+        )
+    };
+    if made.is_null() {
+        return Err("libxcrypt could not make a setting (no random source?)");
+    }
+    CStr::from_bytes_until_nul(&setting)
+        .ok()
+        .and_then(|text| text.to_str().ok())
+        .map(str::to_owned)
+        .ok_or("libxcrypt made a setting that is not text")
 }
 
 /// An argon2id entry taken apart as the argon2 crate's `verify_password` would,

@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use zeroize::Zeroizing;
 
-use super::crypt::{new_default_hash, Hash, Unverifiable};
+use super::crypt::{Hash, Unverifiable};
 use super::system;
 
 /// Verifies passwords of system accounts against the shadow file.
@@ -192,40 +192,10 @@ impl Shadow {
     }
 }
 
-/// A hash, by libxcrypt's default method and cost, of a random password that
-/// is never kept.
+/// The stand-in verified for a refused or unknown name: libxcrypt's default
+/// method and cost, made without computing a hash ([`super::crypt::default_dummy`]).
 pub(crate) fn default_dummy() -> Result<Hash, String> {
-    let mut random = Zeroizing::new([0u8; 24]);
-    nix_getrandom(&mut random[..])?;
-    let password: Zeroizing<Vec<u8>> = Zeroizing::new(
-        random
-            .iter()
-            .flat_map(|b| [b'a' + (b >> 4), b'a' + (b & 15)])
-            .collect(),
-    );
-    let hash =
-        new_default_hash(&password).map_err(|why| format!("cannot make the dummy hash: {why}"))?;
-    Hash::parse(&hash).ok_or_else(|| "cannot make the dummy hash: unusable result".to_owned())
-}
-
-/// Fill `buf` from the kernel's random source.
-fn nix_getrandom(buf: &mut [u8]) -> Result<(), String> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        let rest = &mut buf[filled..];
-        // SAFETY: `rest` is a writable buffer of exactly the length passed;
-        // getrandom writes at most that many bytes into it.
-        let got = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
-        if got < 0 {
-            let error = std::io::Error::last_os_error();
-            if error.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(format!("cannot make the dummy hash: getrandom: {error}"));
-        }
-        filled += got as usize;
-    }
-    Ok(())
+    super::crypt::default_dummy().map_err(|why| format!("cannot make the dummy hash: {why}"))
 }
 
 /// Days since 1970-01-01, as the shadow file counts them.

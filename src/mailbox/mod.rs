@@ -233,6 +233,10 @@ fn last_bytes(file: &File, size: u64) -> io::Result<Vec<u8>> {
 /// What stands where a message would begin in an mbox.
 const MESSAGE_START: &[u8] = b"From ";
 
+/// The same after the blank line a writer adds when the mailbox did not end
+/// with a newline (Dovecot and mutt do).
+const MESSAGE_START_AFTER_NEWLINE: &[u8] = b"\nFrom ";
+
 impl Held {
     /// Why what is at the mailbox's path now is not what was counted and sent,
     /// if it is not. Costs a few system calls, whatever the mailbox's size.
@@ -259,7 +263,7 @@ impl Held {
         // nothing is deleted, and the mail comes again next time.
         if now.len() > self.size {
             let tail = self.tail.len() as u64;
-            let after = (now.len() - self.size).min(MESSAGE_START.len() as u64);
+            let after = (now.len() - self.size).min(MESSAGE_START_AFTER_NEWLINE.len() as u64);
             let mut seen = vec![0; (tail + after) as usize];
             if let Err(error) = self
                 .locked
@@ -269,7 +273,9 @@ impl Held {
                 return Some(format!("cannot read: {error}"));
             }
             let (before, start) = seen.split_at(self.tail.len());
-            if before != self.tail.as_slice() || start != MESSAGE_START {
+            let new_message =
+                start.starts_with(MESSAGE_START) || start.starts_with(MESSAGE_START_AFTER_NEWLINE);
+            if before != self.tail.as_slice() || !new_message {
                 return Some(
                     "the mailbox was rewritten while it was locked (the counted mail no longer ends where it did)"
                         .into(),
