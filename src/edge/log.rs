@@ -128,25 +128,38 @@ pub fn stderr_is_client() -> bool {
 pub fn describe(event: &Event, rip: &str) -> (Level, String) {
     match event {
         Event::Login { user } => (Level::Info, format!("login: user={user}, rip={rip}")),
-        Event::LoginFailed { user } => (Level::Warning, format!("login failed: user={user}, rip={rip}")),
-        Event::TooManyFailures { user } => {
-            (Level::Warning, format!("too many login failures: user={user}, rip={rip}"))
-        }
+        Event::LoginFailed { user } => (
+            Level::Warning,
+            format!("login failed: user={user}, rip={rip}"),
+        ),
+        Event::TooManyFailures { user } => (
+            Level::Warning,
+            format!("too many login failures: user={user}, rip={rip}"),
+        ),
         Event::AuthUnavailable { user } => (
             Level::Error,
-            format!("login refused, no --passwd-file given (system accounts are not supported yet): user={user}, rip={rip}"),
+            format!("login refused, no password back end is available: user={user}, rip={rip}"),
         ),
         Event::CannotVerify { user, why } => (
             Level::Error,
             format!("password not checked, {why}: user={user}, rip={rip}"),
         ),
         Event::Busy { user } => (Level::Warning, format!("lock busy: user={user}, rip={rip}")),
-        Event::OpenFailed { user, why } => (Level::Error, format!("mailbox error: user={user}, {why}")),
-        Event::Transaction { user, mode, bytes, outcome } => {
+        Event::OpenFailed { user, why } => {
+            (Level::Error, format!("mailbox error: user={user}, {why}"))
+        }
+        Event::Transaction {
+            user,
+            mode,
+            bytes,
+            outcome,
+        } => {
             let outcome = match outcome {
                 Outcome::Kept => "kept".to_owned(),
                 Outcome::Deleted { appended_kept: 0 } => "deleted".to_owned(),
-                Outcome::Deleted { appended_kept } => format!("deleted, kept {appended_kept} appended bytes"),
+                Outcome::Deleted { appended_kept } => {
+                    format!("deleted, kept {appended_kept} appended bytes")
+                }
                 Outcome::NotDeleted(why) => format!("not deleted ({why})"),
                 Outcome::DeletionIncomplete(why) => {
                     format!("deletion incomplete, sent mail may be sent again ({why})")
@@ -161,11 +174,23 @@ pub fn describe(event: &Event, rip: &str) -> (Level, String) {
                 }
             };
             let level = match event {
-                Event::Transaction { outcome: Outcome::NotDeleted(_), .. } => Level::Warning,
-                Event::Transaction { outcome: Outcome::DeletionIncomplete(_), .. } => Level::Error,
+                Event::Transaction {
+                    outcome: Outcome::NotDeleted(_),
+                    ..
+                } => Level::Warning,
+                Event::Transaction {
+                    outcome: Outcome::DeletionIncomplete(_),
+                    ..
+                } => Level::Error,
                 _ => Level::Info,
             };
-            (level, format!("transaction: user={user}, mode={}, bytes={bytes}, {outcome}", mode.name()))
+            (
+                level,
+                format!(
+                    "transaction: user={user}, mode={}, bytes={bytes}, {outcome}",
+                    mode.name()
+                ),
+            )
         }
     }
 }

@@ -32,7 +32,8 @@ impl Template {
         if !has_user {
             return Err(format!("mailbox template {text:?} has neither %u nor %h"));
         }
-        if !text.starts_with('/') {
+        // `%h` is a home directory, absolute itself.
+        if !text.starts_with('/') && !text.starts_with("%h") {
             return Err(format!(
                 "mailbox template {text:?} is relative: give an absolute path"
             ));
@@ -124,6 +125,22 @@ mod tests {
     #[test]
     fn bad_templates_are_refused() {
         assert!(Template::parse("/var/mail/inbox").is_err());
+        assert!(Template::parse("mail/%u").is_err());
+        let home = Template::parse("%h/mbox").unwrap();
+        assert_eq!(
+            home.resolve_with_home("fred", Some(Path::new("/home/fred/"))),
+            Some(PathBuf::from("/home/fred/mbox"))
+        );
+        assert_eq!(home.resolve_with_home("fred", None), None);
+        assert_eq!(
+            home.resolve_with_home("fred", Some(Path::new("/home/../etc"))),
+            None
+        );
+        assert_eq!(home.fixed_dir(), None);
+        assert_eq!(
+            Template::parse("/var/mail/%u").unwrap().fixed_dir(),
+            Some(PathBuf::from("/var/mail"))
+        );
         assert!(Template::parse("/var/mail/%d/%u").is_err());
     }
 }
