@@ -194,32 +194,12 @@ fn crypt_matches(password: &[u8], setting: &str) -> Result<bool, Unverifiable> {
     // wrong password, and never accept such a password.
     let too_long = phrase_bytes.len() >= CRYPT_MAX_PASSPHRASE_SIZE;
     let phrase_bytes = &phrase_bytes[..phrase_bytes.len().min(CRYPT_MAX_PASSPHRASE_SIZE - 1)];
-    let mut phrase = Zeroizing::new(Vec::with_capacity(phrase_bytes.len() + 1));
-    phrase.extend_from_slice(phrase_bytes);
-    phrase.push(0);
-    let mut setting_c = setting.as_bytes().to_vec();
-    setting_c.push(0);
-    let mut data = Zeroizing::new(vec![0u8; CRYPT_DATA_SIZE]);
-    // SAFETY: `phrase` and `setting_c` are NUL-terminated and live across the call;
-    // `data` is a writable buffer of exactly the size passed, which libxcrypt uses as
-    // its `struct crypt_data`; the returned pointer (if not NULL) points into `data`
-    // at a NUL-terminated string, read below while `data` is still alive.
-    let matches = unsafe {
-        let result = crypt_rn(
-            phrase.as_ptr().cast(),
-            setting_c.as_ptr().cast(),
-            data.as_mut_ptr().cast(),
-            CRYPT_DATA_SIZE as c_int,
-        );
-        if result.is_null() {
-            // yescrypt, scrypt and argon2-like settings allocate their memory
-            // inside libxcrypt; a wrong password never yields NULL.
-            return Err(match std::io::Error::last_os_error().raw_os_error() {
-                Some(libc::ENOMEM) => OUT_OF_MEMORY,
-                _ => CRYPT_FAILED,
-            });
-        }
-        bool::from(CStr::from_ptr(result).to_bytes().ct_eq(setting.as_bytes()))
+    let matches = match crypt(phrase_bytes, setting) {
+        Ok(output) => bool::from(output.as_slice().ct_eq(setting.as_bytes())),
+        // yescrypt, scrypt and argon2-like settings allocate their memory
+        // inside libxcrypt; a wrong password never fails.
+        Err(Some(libc::ENOMEM)) => return Err(OUT_OF_MEMORY),
+        Err(_) => return Err(CRYPT_FAILED),
     };
     Ok(matches && !has_nul && !too_long)
 }
@@ -232,9 +212,6 @@ pub fn new_yescrypt_hash(password: &[u8]) -> Result<String, &'static str> {
     new_hash(Some(c"$y$"), password)
 }
 
-/// A new hash of `password` by libxcrypt's default method and cost, with a
-/// fresh random salt: what `passwd` and `chpasswd` write, since they ask
-/// `crypt_gensalt` with no prefix. The same refusals as [`new_yescrypt_hash`].
 /// A stand-in to verify in place of a missing entry, by libxcrypt's default
 /// method and cost (`crypt_gensalt` with no prefix, as passwd and chpasswd
 /// hash): only a fresh setting, with no digest. Verifying against it hashes the
@@ -244,6 +221,9 @@ pub fn default_dummy() -> Result<Hash, &'static str> {
     Ok(Hash::Crypt(new_setting(None)?))
 }
 
+/// A new hash of `password` by libxcrypt's default method and cost, with a
+/// fresh random salt: what `passwd` and `chpasswd` write, since they ask
+/// `crypt_gensalt` with no prefix. The same refusals as [`new_yescrypt_hash`].
 pub fn new_default_hash(password: &[u8]) -> Result<String, &'static str> {
     new_hash(None, password)
 }
@@ -261,31 +241,39 @@ fn new_hash(prefix: Option<&CStr>, password: &[u8]) -> Result<String, &'static s
         return Err("the password is too long: crypt(3) takes at most 511 octets");
     }
     let setting = new_setting(prefix)?;
-    let setting =
-        std::ffi::CString::new(setting).map_err(|_| "libxcrypt made a setting with a NUL")?;
-    let mut phrase = Zeroizing::new(Vec::with_capacity(password.len() + 1));
-    phrase.extend_from_slice(password);
-    phrase.push(0);
+    let hash = crypt(password, &setting)
+        .map_err(|_| "crypt(3) could not compute the hash (too little memory?)")?;
+    match std::str::from_utf8(&hash) {
+        Ok(hash) if Hash::parse(hash).is_some() => Ok(hash.to_owned()),
+        _ => Err("crypt(3) returned no usable hash (a method pop1d does not verify?)"),
+    }
+}
+
+/// crypt(3) of `phrase` (without NUL) with `setting`: the setting and digest it
+/// writes, or the errno of its failure. The one call into `crypt_rn`.
+fn crypt(phrase: &[u8], setting: &str) -> Result<Zeroizing<Vec<u8>>, Option<i32>> {
+    let mut phrase_c = Zeroizing::new(Vec::with_capacity(phrase.len() + 1));
+    phrase_c.extend_from_slice(phrase);
+    phrase_c.push(0);
+    let mut setting_c = setting.as_bytes().to_vec();
+    setting_c.push(0);
     let mut data = Zeroizing::new(vec![0u8; CRYPT_DATA_SIZE]);
-    // SAFETY: `phrase` and `setting` are NUL-terminated and live across the call;
-    // `data` is a writable buffer of exactly the size passed (libxcrypt's `struct
-    // crypt_data`); a non-NULL result points at a NUL-terminated string inside
-    // `data`, copied out below while `data` is still alive.
-    let hash = unsafe {
+    // SAFETY: `phrase_c` and `setting_c` are NUL-terminated and live across the
+    // call; `data` is a writable buffer of exactly the size passed, which
+    // libxcrypt uses as its `struct crypt_data`; the returned pointer (if not
+    // NULL) points into `data` at a NUL-terminated string, copied out below
+    // while `data` is still alive.
+    unsafe {
         let result = crypt_rn(
-            phrase.as_ptr().cast(),
-            setting.as_ptr().cast(),
+            phrase_c.as_ptr().cast(),
+            setting_c.as_ptr().cast(),
             data.as_mut_ptr().cast(),
             CRYPT_DATA_SIZE as c_int,
         );
         if result.is_null() {
-            return Err("crypt(3) could not compute the hash (too little memory?)");
+            return Err(std::io::Error::last_os_error().raw_os_error());
         }
-        CStr::from_ptr(result).to_str().map(str::to_owned)
-    };
-    match hash {
-        Ok(hash) if Hash::parse(&hash).is_some() => Ok(hash),
-        _ => Err("crypt(3) returned no usable hash (a method pop1d does not verify?)"),
+        Ok(Zeroizing::new(CStr::from_ptr(result).to_bytes().to_vec()))
     }
 }
 
