@@ -1,0 +1,257 @@
+//! Properties of a whole session driven from the client's bytes, through the
+//! line splitter and the session over the in-memory world of
+//! `pop1d::testing`: the same checks as the `session` fuzz target of
+//! `contrib/fuzz`, with inputs biased toward real commands. And the
+//! passwd-file parser: any text parses without a panic, and no warning shows a
+//! password hash.
+//!
+//! Needs the cargo feature `testing` (`cargo test --all-features`).
+
+use std::collections::BTreeMap;
+
+use pop1d::auth::PasswdFile;
+use pop1d::limits::MAX_LINE;
+use pop1d::testing::{self, Setup, EXAMPLE_MAIL};
+use proptest::prelude::*;
+
+/// Command lines a client sends, with the arguments the in-memory world knows.
+const COMMANDS: &[&str] = &[
+    "USER fred",
+    "USER anne",
+    "USER ghost",
+    "USER blank",
+    "USER nobody",
+    "USER ../etc",
+    "PASS secret",
+    "PASS wrong",
+    "PASS",
+    "PASS ",
+    "RETR fred",
+    "RDEL fred",
+    "RETR anne",
+    "RDEL anne",
+    "RDEL nobody",
+    "RCEV",
+    "RCVD",
+    "RSET",
+    "NOOP",
+    "NOOP x",
+    "RCEV x",
+    "HELO",
+    "",
+];
+
+const TERMINATORS: &[&[u8]] = &[b"\r\n", b"\n", b"\r", b"", b"\r\r\n", b"\n\r"];
+
+/// A real command in random letter case.
+fn command() -> impl Strategy<Value = Vec<u8>> {
+    (
+        prop::sample::select(COMMANDS),
+        prop::collection::vec(any::<bool>(), 4),
+    )
+        .prop_map(|(command, upper)| {
+            let mut bytes = command.as_bytes().to_vec();
+            for (byte, upper) in bytes.iter_mut().zip(upper) {
+                if !upper {
+                    byte.make_ascii_lowercase();
+                }
+            }
+            bytes
+        })
+}
+
+/// One piece of client input.
+fn piece() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        12 => (command(), prop::sample::select(TERMINATORS))
+            .prop_map(|(command, end)| [command, end.to_vec()].concat()),
+        1 => Just(b"QUIT\r\n".to_vec()),
+        // Whole transactions, so that deletions happen often.
+        2 => prop::sample::select(vec![
+            "RDEL fred\r\nRCEV\r\nRCVD\r\n",
+            "rdel fred\nrcev\nrcvd\n",
+            "RETR fred\nRCEV\nRCVD\n",
+            "RDEL fred\nRCEV\nRSET\n",
+            "USER fred\nPASS secret\n",
+        ])
+        .prop_map(|script| script.as_bytes().to_vec()),
+        2 => prop::collection::vec(any::<u8>(), 0..24),
+        // Lines around the limit, terminator included.
+        2 => (MAX_LINE - 6..MAX_LINE + 6, any::<bool>(), command()).prop_map(
+            |(len, crlf, start)| {
+                let end: &[u8] = if crlf { b"\r\n" } else { b"\n" };
+                let mut line = start;
+                line.resize(len.saturating_sub(end.len()).max(line.len()), b'x');
+                [line, end.to_vec()].concat()
+            }
+        ),
+        // Far over the limit, in pieces that may end anywhere.
+        1 => (1..9000usize).prop_map(|len| vec![b'y'; len]),
+    ]
+}
+
+/// A session's worth of client bytes, often beginning with a login.
+fn client_bytes() -> impl Strategy<Value = Vec<u8>> {
+    let start = prop::sample::select(vec![
+        "",
+        "USER fred\r\nPASS secret\r\n",
+        "user fred\npass secret\nrdel fred\nrcev\n",
+    ]);
+    (start, prop::collection::vec(piece(), 0..40))
+        .prop_map(|(start, pieces)| [start.as_bytes().to_vec(), pieces.concat()].concat())
+}
+
+/// Mailbox bytes, rich in the cases of the CR LF form.
+fn mail() -> impl Strategy<Value = Vec<u8>> {
+    let piece = prop_oneof![
+        Just(b"\n".to_vec()),
+        Just(b"\r".to_vec()),
+        Just(b"\r\n".to_vec()),
+        Just(b"From a@b Thu Nov 26 10:00:00 2026\n".to_vec()),
+        prop::collection::vec(any::<u8>(), 1..8),
+    ];
+    prop_oneof![
+        Just(EXAMPLE_MAIL.to_vec()),
+        Just(Vec::new()),
+        prop::collection::vec(piece, 1..30).prop_map(|pieces| pieces.concat()),
+    ]
+}
+
+fn setup() -> impl Strategy<Value = Setup> {
+    (mail(), 0..3u8, 1..5u32).prop_map(|(mail, anne, max_failures)| {
+        let mut setup = Setup::with_fred_mail(&mail);
+        setup.max_failures = max_failures;
+        setup.busy.clear();
+        match anne {
+            0 => setup.busy.push("anne".into()),
+            1 => setup.broken.push("anne".into()),
+            _ => {
+                setup
+                    .mailboxes
+                    .insert("anne".into(), b"From x\nbody".to_vec());
+            }
+        }
+        setup
+    })
+}
+
+fn read_sizes() -> impl Strategy<Value = Vec<usize>> {
+    let size = prop_oneof![1..8usize, 1..300usize, 1..5000usize];
+    prop::collection::vec(size, 0..64)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+    #[test]
+    fn sessions_keep_their_promises(
+        setup in setup(),
+        input in client_bytes(),
+        split in read_sizes(),
+    ) {
+        testing::check(&setup, &input, &split);
+    }
+
+    #[test]
+    fn any_text_parses_without_panic(text in any::<String>()) {
+        let _ = PasswdFile::parse(&text);
+    }
+
+    #[test]
+    fn warnings_never_show_a_hash(lines in prop::collection::vec(passwd_line(), 0..12)) {
+        let text = lines.concat();
+        let (_, warnings) = PasswdFile::parse(&text);
+        assert_no_hash_shown(&text, &warnings);
+    }
+}
+
+/// One line of a passwd-file, good or bad.
+fn passwd_line() -> impl Strategy<Value = String> {
+    let name = prop_oneof![
+        Just("fred".to_owned()),
+        Just("anne".to_owned()),
+        Just(".x".to_owned()),
+        Just(String::new()),
+        "[a-z]{1,6}",
+    ];
+    let scheme = prop::sample::select(vec![
+        "$y$j9T$",
+        "$y$",
+        "$gy$",
+        "$7$",
+        "$6$",
+        "$6$rounds=9000$",
+        "$5$",
+        "$2b$10$",
+        "$2y$",
+        "$argon2id$v=19$m=65536,t=2,p=1$",
+        "{SHA512-CRYPT}$6$",
+        "{PLAIN}",
+        "!",
+        "*",
+        "",
+    ]);
+    let tail = "[A-Za-z0-9./$=,]{0,40}";
+    let rest = prop::sample::select(vec!["", ":", ":1000:1000::/home:/bin/sh"]);
+    let end = prop::sample::select(vec!["\n", "\r\n", ""]);
+    prop_oneof![
+        8 => (name, scheme, tail, rest, end)
+            .prop_map(|(name, scheme, tail, rest, end)| format!("{name}:{scheme}{tail}{rest}{end}")),
+        1 => Just("# a comment\n".to_owned()),
+        1 => Just("\n".to_owned()),
+        1 => "[^\n]{0,30}\n",
+    ]
+}
+
+/// No warning may hold the text of an entry's hash field, where that text is
+/// long enough to mean something and is not also part of a user name.
+fn assert_no_hash_shown(text: &str, warnings: &[String]) {
+    let entries: Vec<(&str, &str)> = text
+        .lines()
+        .map(|line| line.trim_end_matches('\r'))
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .filter_map(|line| {
+            let mut fields = line.splitn(3, ':');
+            Some((fields.next()?, fields.next()?))
+        })
+        .collect();
+    for &(_, hash) in &entries {
+        if hash.len() < 8 || !hash.contains('$') || entries.iter().any(|(n, _)| n.contains(hash)) {
+            continue;
+        }
+        for warning in warnings {
+            assert!(
+                !warning.contains(hash),
+                "a warning shows the hash {hash:?}: {warning:?}"
+            );
+        }
+    }
+}
+
+/// The example session of PROTOCOL.md, byte for byte, split every way.
+#[test]
+fn the_example_session() {
+    let input = b"USER fred\r\nPASS secret\r\nRDEL fred\r\nRCEV\r\nRCVD\r\nQUIT\r\n";
+    let transcript = testing::check(&Setup::default(), input, &[3, 1, 7]);
+    let mut wire = b"+OK POP1 server ready\r\n+OK\r\n+OK\r\n#78\r\n".to_vec();
+    wire.extend(testing::wire_form(EXAMPLE_MAIL));
+    wire.extend(b"+OK\r\n+OK bye\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&transcript.wire()),
+        String::from_utf8_lossy(&wire)
+    );
+    assert_eq!(
+        transcript.deleted,
+        BTreeMap::from([("fred".to_owned(), EXAMPLE_MAIL.to_vec())])
+    );
+}
+
+/// Found by `warnings_never_show_a_hash`: a crypt entry with no salt or digest
+/// field (`$y$` and then no `$`) is accepted, and the warning about mixed hash
+/// settings shows its whole text as its "settings".
+#[test]
+fn a_hash_without_salt_is_not_shown_in_a_warning() {
+    let text = "anne:$y$=00=,\nfred:$y$j9T$\n";
+    let (_, warnings) = PasswdFile::parse(text);
+    assert_no_hash_shown(text, &warnings);
+}
