@@ -633,3 +633,31 @@ pub fn check_transcript(setup: &Setup, transcript: &Transcript) {
         "the world deleted other bytes than the counted ones"
     );
 }
+
+/// Parse `text` as a passwd-file and assert what must hold for any text: no
+/// panic, and no warning showing the text of an entry's hash field (where that
+/// text is long enough to mean something, holds a `$`, and is not also part of
+/// a user name, which warnings do show).
+pub fn check_passwd_file(text: &str) {
+    let (_, warnings) = crate::auth::PasswdFile::parse(text);
+    let entries: Vec<(&str, &str)> = text
+        .lines()
+        .map(|line| line.trim_end_matches('\r'))
+        .filter(|line| !line.trim_start().starts_with('#'))
+        .filter_map(|line| {
+            let mut fields = line.splitn(3, ':');
+            Some((fields.next()?, fields.next()?))
+        })
+        .collect();
+    for &(_, hash) in &entries {
+        if hash.len() < 8 || !hash.contains('$') || entries.iter().any(|(n, _)| n.contains(hash)) {
+            continue;
+        }
+        for warning in &warnings {
+            assert!(
+                !warning.contains(hash),
+                "a warning shows the hash {hash:?}: {warning:?}"
+            );
+        }
+    }
+}
