@@ -362,6 +362,37 @@ pub fn check(setup: &Setup, input: &[u8], split: &[usize]) -> Transcript {
     whole
 }
 
+/// The input of the `session` fuzz target, checked with [`check`]: what the
+/// client sends, and, after the bytes `\0MBOX\0` if the input holds them,
+/// fred's mailbox (else fred has [`EXAMPLE_MAIL`]). The pieces of the third run
+/// have sizes from 1 to 300 drawn from the input, so that a run repeats exactly.
+pub fn check_fuzz_input(data: &[u8]) -> Transcript {
+    const MAILBOX_MARK: &[u8] = b"\0MBOX\0";
+    let (client, setup) = match data
+        .windows(MAILBOX_MARK.len())
+        .position(|window| window == MAILBOX_MARK)
+    {
+        Some(at) => (
+            &data[..at],
+            Setup::with_fred_mail(&data[at + MAILBOX_MARK.len()..]),
+        ),
+        None => (data, Setup::default()),
+    };
+    // FNV-1a of the input seeds a xorshift.
+    let mut state = data.iter().fold(0xcbf2_9ce4_8422_2325u64, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3)
+    }) | 1;
+    let split: Vec<usize> = (0..data.len().max(1))
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % 300) as usize + 1
+        })
+        .collect();
+    check(&setup, client, &split)
+}
+
 fn assert_same(whole: &Transcript, other: &Transcript, how: &str) {
     assert!(
         whole.wire() == other.wire(),

@@ -8,6 +8,7 @@
 //! Needs the cargo feature `testing` (`cargo test --all-features`).
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use pop1d::limits::MAX_LINE;
 use pop1d::testing::{self, Setup, EXAMPLE_MAIL};
@@ -224,4 +225,43 @@ fn the_example_session() {
 #[test]
 fn a_hash_without_salt_is_not_shown_in_a_warning() {
     testing::check_passwd_file("anne:$y$=00=,\nfred:$y$j9T$\n");
+}
+
+/// The fuzz targets' seeds (`seed-*` in `contrib/fuzz/corpus/TARGET/`; the
+/// rest of a corpus is a run's and not kept) and the inputs the targets found
+/// (all of `contrib/fuzz/regressions/TARGET/`), replayed through the same checks.
+#[test]
+fn the_fuzz_seeds_and_regressions() {
+    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/fuzz");
+    let session: fn(&[u8]) = |data| drop(testing::check_fuzz_input(data));
+    let passwd_file: fn(&[u8]) = |data| testing::check_passwd_file(&String::from_utf8_lossy(data));
+    let mut replayed = 0;
+    for (target, check) in [("session", session), ("passwd_file", passwd_file)] {
+        let seeds = inputs(&fuzz.join("corpus").join(target), "seed-");
+        let found = inputs(&fuzz.join("regressions").join(target), "");
+        for path in seeds.iter().chain(&found) {
+            eprintln!("{target}: {}", path.display());
+            check(&std::fs::read(path).unwrap());
+            replayed += 1;
+        }
+    }
+    assert!(replayed >= 10, "only {replayed} seeds found");
+}
+
+/// The files in `dir` whose names begin with `prefix`; none if there is no `dir`.
+fn inputs(dir: &Path, prefix: &str) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| {
+            path.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(prefix)
+        })
+        .collect();
+    paths.sort();
+    paths
 }
