@@ -666,9 +666,10 @@ pub fn check_transcript(setup: &Setup, transcript: &Transcript) {
 }
 
 /// Parse `text` as a passwd-file and assert what must hold for any text: no
-/// panic, and no warning showing the text of an entry's hash field (where that
-/// text is long enough to mean something, holds a `$`, and is not also part of
-/// a user name, which warnings do show).
+/// panic, and no warning showing an entry's hash field, or its digest (the
+/// part after its last `$`). Only texts that are long enough to mean something
+/// (8 bytes) count, from a field that holds a `$`, and not when the text is also
+/// part of a user name (warnings show names) or of another entry's field.
 pub fn check_passwd_file(text: &str) {
     let (_, warnings) = crate::auth::PasswdFile::parse(text);
     let entries: Vec<(&str, &str)> = text
@@ -680,15 +681,23 @@ pub fn check_passwd_file(text: &str) {
             Some((fields.next()?, fields.next()?))
         })
         .collect();
-    for &(_, hash) in &entries {
-        if hash.len() < 8 || !hash.contains('$') || entries.iter().any(|(n, _)| n.contains(hash)) {
+    for (i, &(_, field)) in entries.iter().enumerate() {
+        let Some((_, digest)) = field.rsplit_once('$') else {
             continue;
-        }
-        for warning in &warnings {
-            assert!(
-                !warning.contains(hash),
-                "a warning shows the hash {hash:?}: {warning:?}"
-            );
+        };
+        for secret in [field, digest] {
+            let elsewhere = entries.iter().enumerate().any(|(j, (name, other))| {
+                name.contains(secret) || (j != i && other.contains(secret))
+            });
+            if secret.len() < 8 || elsewhere {
+                continue;
+            }
+            for warning in &warnings {
+                assert!(
+                    !warning.contains(secret),
+                    "a warning shows {secret:?} of the hash field {field:?}: {warning:?}"
+                );
+            }
         }
     }
 }

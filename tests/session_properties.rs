@@ -183,6 +183,8 @@ fn passwd_line() -> impl Strategy<Value = String> {
         "$2b$10$",
         "$2y$",
         "$argon2id$v=19$m=65536,t=2,p=1$",
+        "$argon2id$",
+        "$argon2id$v=19$",
         "{SHA512-CRYPT}$6$",
         "{PLAIN}",
         "!",
@@ -225,6 +227,18 @@ fn the_example_session() {
 #[test]
 fn a_hash_without_salt_is_not_shown_in_a_warning() {
     testing::check_passwd_file("anne:$y$=00=,\nfred:$y$j9T$\n");
+}
+
+/// Found by the `passwd_file` fuzz target: an argon2id entry without its
+/// optional version and parameters (`$argon2id$SALT$DIGEST`, valid PHC, verified
+/// with the default cost) is accepted, and the warning about mixed hash
+/// settings shows its salt and digest as its "settings".
+#[test]
+fn an_argon2id_hash_without_parameters_is_not_shown_in_a_warning() {
+    testing::check_passwd_file(
+        "fred:$y$j9T$dhEl2VpZzSchuG4l6glPW0$K.Kn789nygoVQx.5VNrEV6PmIscQun78TMq/atqXA16\n\
+         anne:$argon2id$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG\n",
+    );
 }
 
 /// The fuzz targets' seeds (`seed-*` in `contrib/fuzz/corpus/TARGET/`; the
