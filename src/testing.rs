@@ -669,8 +669,10 @@ pub fn check_transcript(setup: &Setup, transcript: &Transcript) {
 /// panic, and no warning showing an entry's hash field, or its digest (the
 /// part after its last `$`). Only texts that are long enough to mean something
 /// (8 bytes) count, from a field that holds a `$`, and not when the text is also
-/// part of a user name (warnings show names) or of another entry's field.
+/// part of a user name (warnings show names), of another entry's field, or of
+/// the settings shown for SHA-crypt entries without `rounds=`.
 pub fn check_passwd_file(text: &str) {
+    const SHA_CRYPT_DEFAULTS: &str = "$5$rounds=5000 $6$rounds=5000";
     let (_, warnings) = crate::auth::PasswdFile::parse(text);
     let entries: Vec<(&str, &str)> = text
         .lines()
@@ -688,7 +690,7 @@ pub fn check_passwd_file(text: &str) {
         for secret in [field, digest] {
             let elsewhere = entries.iter().enumerate().any(|(j, (name, other))| {
                 name.contains(secret) || (j != i && other.contains(secret))
-            });
+            }) || SHA_CRYPT_DEFAULTS.contains(secret);
             if secret.len() < 8 || elsewhere {
                 continue;
             }
