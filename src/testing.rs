@@ -668,7 +668,7 @@ pub fn check_transcript(setup: &Setup, transcript: &Transcript) {
 /// Parse `text` as a passwd-file and assert what must hold for any text: no
 /// panic, and no warning showing an entry's hash field, or its digest (the
 /// part after its last `$`). Only texts that are long enough to mean something
-/// (8 bytes) count, from a field that holds a `$`, and not when the text is also
+/// (8 bytes) count, from a field taken as a hash, and not when the text is also
 /// part of a user name (warnings show names), of another entry's field, or of
 /// the settings shown for SHA-crypt entries without `rounds=`.
 pub fn check_passwd_file(text: &str) {
@@ -684,6 +684,15 @@ pub fn check_passwd_file(text: &str) {
         })
         .collect();
     for (i, &(_, field)) in entries.iter().enumerate() {
+        // Only a field taken as a hash holds one; a refused field is never
+        // shown, and parts of it may be parts of what is.
+        let unprefixed = match field.strip_prefix('{') {
+            Some(rest) => rest.split_once('}').map_or(rest, |(_, hash)| hash),
+            None => field,
+        };
+        if crate::auth::Hash::parse(unprefixed).is_none() {
+            continue;
+        }
         let Some((_, digest)) = field.rsplit_once('$') else {
             continue;
         };
