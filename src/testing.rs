@@ -669,21 +669,25 @@ pub fn check_transcript(setup: &Setup, transcript: &Transcript) {
 /// panic, and no warning showing an entry's hash field, or its digest (the
 /// part after its last `$`). Only texts that are long enough to mean something
 /// (8 bytes) count, from a field taken as a hash, and not when the text is also
-/// part of a user name (warnings show names), of another entry's field, or of
-/// the settings shown for SHA-crypt entries without `rounds=`.
+/// part of a user name (warnings show names), of the settings shown for
+/// SHA-crypt entries without `rounds=`, or of the warnings for the same text
+/// without the entry's line.
 pub fn check_passwd_file(text: &str) {
     const SHA_CRYPT_DEFAULTS: &str = "$5$rounds=5000 $6$rounds=5000";
     let (_, warnings) = crate::auth::PasswdFile::parse(text);
-    let entries: Vec<(&str, &str)> = text
-        .lines()
-        .map(|line| line.trim_end_matches('\r'))
-        .filter(|line| !line.trim_start().starts_with('#'))
-        .filter_map(|line| {
+    let lines: Vec<&str> = text.lines().collect();
+    // Entries by line: the line's index, its name and its hash field.
+    let entries: Vec<(usize, &str, &str)> = lines
+        .iter()
+        .enumerate()
+        .map(|(at, line)| (at, line.trim_end_matches('\r')))
+        .filter(|(_, line)| !line.trim_start().starts_with('#'))
+        .filter_map(|(at, line)| {
             let mut fields = line.splitn(3, ':');
-            Some((fields.next()?, fields.next()?))
+            Some((at, fields.next()?, fields.next()?))
         })
         .collect();
-    for (i, &(_, field)) in entries.iter().enumerate() {
+    for &(at, _, field) in &entries {
         // Only a field taken as a hash holds one; a refused field is never
         // shown, and parts of it may be parts of what is.
         let unprefixed = match field.strip_prefix('{') {
@@ -703,11 +707,20 @@ pub fn check_passwd_file(text: &str) {
         } else {
             digest
         };
+        // What the warnings hold without this entry is not its leak.
+        let without: Vec<&str> = lines
+            .iter()
+            .enumerate()
+            .filter(|&(other, _)| other != at)
+            .map(|(_, line)| *line)
+            .collect();
+        let (_, warnings_without) = crate::auth::PasswdFile::parse(&without.join("\n"));
         for secret in [field, digest] {
-            let elsewhere = entries.iter().enumerate().any(|(j, (name, other))| {
-                name.contains(secret) || (j != i && other.contains(secret))
-            }) || SHA_CRYPT_DEFAULTS.contains(secret);
-            if secret.len() < 8 || elsewhere {
+            let elsewhere = secret.len() < 8
+                || entries.iter().any(|(_, name, _)| name.contains(secret))
+                || SHA_CRYPT_DEFAULTS.contains(secret)
+                || warnings_without.iter().any(|w| w.contains(secret));
+            if elsewhere {
                 continue;
             }
             for warning in &warnings {
