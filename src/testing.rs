@@ -674,6 +674,14 @@ pub fn check_transcript(setup: &Setup, transcript: &Transcript) {
 /// without the entry's line.
 pub fn check_passwd_file(text: &str) {
     const SHA_CRYPT_DEFAULTS: &str = "$5$rounds=5000 $6$rounds=5000";
+    // The `{SCHEME}` prefixes `PasswdFile::parse` reads as crypt schemes.
+    const CRYPT_SCHEMES: [&str; 5] = [
+        "CRYPT",
+        "SHA512-CRYPT",
+        "SHA256-CRYPT",
+        "BLF-CRYPT",
+        "ARGON2ID",
+    ];
     let (_, warnings) = crate::auth::PasswdFile::parse(text);
     let lines: Vec<&str> = text.lines().collect();
     // Entries by line: the line's index, its name and its hash field.
@@ -687,11 +695,24 @@ pub fn check_passwd_file(text: &str) {
             Some((at, fields.next()?, fields.next()?))
         })
         .collect();
-    for &(at, _, field) in &entries {
-        // Only a field taken as a hash holds one; a refused field is never
-        // shown, and parts of it may be parts of what is.
+    let mut seen = std::collections::BTreeSet::new();
+    for &(at, name, field) in &entries {
+        // Only the first entry of a usable name has its field read, and only
+        // a field taken as a hash holds one (as `PasswdFile::parse` decides);
+        // other lines' warnings never show their field, and the fuzzer may
+        // write the warning's own words into it.
+        if !crate::username::is_safe(name) || !seen.insert(name) {
+            continue;
+        }
         let unprefixed = match field.strip_prefix('{') {
-            Some(rest) => rest.split_once('}').map_or(rest, |(_, hash)| hash),
+            Some(rest) => match rest.split_once('}') {
+                Some((scheme, hash))
+                    if CRYPT_SCHEMES.contains(&scheme.to_ascii_uppercase().as_str()) =>
+                {
+                    hash
+                }
+                _ => continue,
+            },
             None => field,
         };
         if crate::auth::Hash::parse(unprefixed).is_none() {
