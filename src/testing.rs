@@ -669,7 +669,8 @@ pub fn check_transcript(setup: &Setup, transcript: &Transcript) {
 /// panic, and no warning showing an entry's hash field, or its digest (the
 /// part after its last `$`). Only texts that are long enough to mean something
 /// (8 bytes) count, from a field taken as a hash, and not when the text is also
-/// part of a user name (warnings show names), of the settings shown for
+/// part of a user name (warnings show names), of another entry's field, of the
+/// settings shown for
 /// SHA-crypt entries without `rounds=`, or of the warnings for the same text
 /// without the entry's line.
 pub fn check_passwd_file(text: &str) {
@@ -738,7 +739,9 @@ pub fn check_passwd_file(text: &str) {
         let (_, warnings_without) = crate::auth::PasswdFile::parse(&without.join("\n"));
         for secret in [field, digest] {
             let elsewhere = secret.len() < 8
-                || entries.iter().any(|(_, name, _)| name.contains(secret))
+                || entries.iter().any(|&(other, name, hash)| {
+                    name.contains(secret) || (other != at && hash.contains(secret))
+                })
                 || SHA_CRYPT_DEFAULTS.contains(secret)
                 || warnings_without.iter().any(|w| w.contains(secret));
             if elsewhere {
