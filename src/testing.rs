@@ -670,9 +670,8 @@ pub fn check_transcript(setup: &Setup, transcript: &Transcript) {
 /// part after its last `$`). Only texts that are long enough to mean something
 /// (8 bytes) count, from a field taken as a hash, and not when the text is also
 /// part of a user name (warnings show names), of another entry's field, of the
-/// settings shown for
-/// SHA-crypt entries without `rounds=`, or of the warnings for the same text
-/// without the entry's line.
+/// settings shown for SHA-crypt entries without `rounds=`, or of the warnings
+/// for the same text without the entry's line.
 pub fn check_passwd_file(text: &str) {
     const SHA_CRYPT_DEFAULTS: &str = "$5$rounds=5000 $6$rounds=5000";
     // The `{SCHEME}` prefixes `PasswdFile::parse` reads as crypt schemes.
