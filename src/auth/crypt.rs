@@ -90,15 +90,25 @@ impl Hash {
         match fields.as_slice() {
             // $y$PARAMS$salt$hash, $gy$..., $argon2id$v=19$m=..,t=..,p=..$salt$hash
             ["", id @ ("y" | "gy"), params, ..] => format!("${id}${params}"),
-            ["", "argon2id", version, params, ..] => format!("$argon2id${version}${params}"),
+            // The version and parameters are optional: show only fields that
+            // are one, never the salt or the digest.
+            ["", "argon2id", rest @ ..] => {
+                let params: Vec<&str> = rest
+                    .iter()
+                    .filter(|f| f.starts_with("v=") || f.starts_with("m="))
+                    .copied()
+                    .collect();
+                format!("$argon2id${}", params.join("$"))
+            }
             // $7$ packs its parameters into the first 11 characters of the salt.
-            ["", "7", rest, ..] => format!("$7${}", rest.get(..11).unwrap_or(rest)),
+            ["", "7", rest, ..] => format!("$7${}", rest.get(..11).unwrap_or("?")),
             ["", id @ ("5" | "6"), rounds, ..] if rounds.starts_with("rounds=") => {
                 format!("${id}${rounds}")
             }
             ["", id @ ("5" | "6"), ..] => format!("${id}$rounds=5000"),
             ["", id, cost, ..] => format!("${id}${cost}"),
-            _ => text.to_owned(),
+            // Never the text itself: it holds the digest.
+            _ => "(unknown settings)".to_owned(),
         }
     }
 
