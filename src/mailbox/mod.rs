@@ -98,10 +98,8 @@ impl Mbox {
                 continue;
             }
             let size = meta.len();
-            let count = count(locked.file(), size, &mut buffers.read, &|| {
-                locked.keep_alive()
-            })
-            .map_err(|e| failed("cannot read", &e))?;
+            let count = count(locked.file(), size, buffers.read(), &|| locked.keep_alive())
+                .map_err(|e| failed("cannot read", &e))?;
             let tail = last_bytes(locked.file(), size).map_err(|e| failed("cannot read", &e))?;
             return Ok(Mbox {
                 path: path.into(),
@@ -329,7 +327,7 @@ impl Mailbox for Mbox {
             return Err(DeleteError::Untouched(why));
         }
         let locked = &held.locked;
-        delete::delete_prefix(locked.file(), held.size, &mut held.buffers.read, &|| {
+        delete::delete_prefix(locked.file(), held.size, held.buffers.read(), &|| {
             locked.keep_alive()
         })
     }

@@ -32,7 +32,7 @@ impl Transfer<'_> {
         buffers: &mut Buffers,
         keep_alive: &mut dyn FnMut(),
     ) -> Result<(), SendError> {
-        let Buffers { read, wire } = buffers;
+        let (read, wire) = buffers.both();
         let mut encoder = Encoder::default();
         let mut read_to = 0;
         let mut sent = 0;
