@@ -74,13 +74,11 @@ pub fn run(
     loop {
         match stop.wait(requests.as_fd(), PollFlags::POLLIN, far_future()) {
             Wait::Ready => {}
+            // The child, which holds the session until a login, ends it and
+            // says so in the log.
             Wait::Stopped => {
                 let _ = kill(child, Signal::SIGTERM);
                 let _ = reap(child);
-                log.line(
-                    Level::Info,
-                    &format!("disconnect: {}, rip={rip}", End::Terminated.describe()),
-                );
                 return ExitCode::SUCCESS;
             }
             Wait::TimedOut | Wait::Failed(_) => {}

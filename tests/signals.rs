@@ -151,6 +151,16 @@ fn a_signal_before_the_login_ends_both_processes() {
     assert_eq!(kids.len(), 1, "one login child");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(s.pid as i32), Signal::SIGTERM).unwrap();
     assert_eq!(s.wait_exit(DEFAULT_WAIT).code(), Some(0));
+    let log = s.final_log();
+    let disconnects: Vec<&String> = log
+        .iter()
+        .filter(|l| l.starts_with("disconnect:"))
+        .collect();
+    assert_eq!(
+        disconnects,
+        ["disconnect: terminated by signal, rip=local"],
+        "one disconnect line: {log:?}"
+    );
     assert!(
         !std::path::Path::new(&format!("/proc/{}", kids[0])).exists()
             || std::fs::read_to_string(format!("/proc/{}/status", kids[0]))
