@@ -675,13 +675,7 @@ pub fn check_transcript(setup: &Setup, transcript: &Transcript) {
 pub fn check_passwd_file(text: &str) {
     const SHA_CRYPT_DEFAULTS: &str = "$5$rounds=5000 $6$rounds=5000";
     // The `{SCHEME}` prefixes `PasswdFile::parse` reads as crypt schemes.
-    const CRYPT_SCHEMES: [&str; 5] = [
-        "CRYPT",
-        "SHA512-CRYPT",
-        "SHA256-CRYPT",
-        "BLF-CRYPT",
-        "ARGON2ID",
-    ];
+    use crate::auth::CRYPT_SCHEMES;
     let (_, warnings) = crate::auth::PasswdFile::parse(text);
     let lines: Vec<&str> = text.lines().collect();
     // Entries by line: the line's index, its name and its hash field.

@@ -1,5 +1,7 @@
-//! Password back ends. Today: a passwd-file of virtual users. System accounts come
-//! later and will answer through the same [`PasswdFile::verify`]-shaped path.
+//! Password back ends: a passwd-file of virtual users ([`PasswdFile`]), and system
+//! accounts through /etc/shadow ([`Shadow`]) or PAM (`Pam`, feature `pam`), each
+//! answering through the same `verify(user, password)`-shaped path. They run in
+//! the root monitor only.
 //!
 //! One verify path for every case: an unknown user, a refused entry and a wrong
 //! password all cost one hash verification and give the same answer, so neither a
@@ -17,5 +19,5 @@ pub use crypt::{
 };
 #[cfg(feature = "pam")]
 pub use pam::Pam;
-pub use passwd_file::{LoadError, PasswdFile};
+pub use passwd_file::{LoadError, PasswdFile, CRYPT_SCHEMES};
 pub use shadow::{Outcome, Refusal, Shadow};

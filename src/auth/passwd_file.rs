@@ -15,7 +15,7 @@ const FALLBACK_DUMMY: &str =
     "$y$j9T$a5M6cgfwi6uQxVC6aVQEE.$qbYn0Zqi8FDwIQ0MbuCWW/falEvKTI0zWFnProB4aO9";
 
 /// `{SCHEME}` prefixes whose value is a crypt(3) or argon2id hash.
-const CRYPT_SCHEMES: [&str; 5] = [
+pub const CRYPT_SCHEMES: [&str; 5] = [
     "CRYPT",
     "SHA512-CRYPT",
     "SHA256-CRYPT",
