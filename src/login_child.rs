@@ -42,7 +42,9 @@ pub fn run(
         not_user: options.user.as_deref(),
         mailbox_dir: fixed_dir.as_deref(),
     };
-    if let Err(error) = privilege::become_login_user(&options.login_user, &rules) {
+    let confined = privilege::become_login_user(&options.login_user, &rules)
+        .and_then(|()| privilege::confine_login_child());
+    if let Err(error) = confined {
         // Nothing has reached the client yet; the monitor sees this child end
         // before any request, and exits with its status.
         return refuse(

@@ -40,7 +40,7 @@ pub fn run(
     log: &mut Log,
     rip: &str,
     child: Pid,
-    mut requests: File,
+    requests: File,
     mut answers: File,
 ) -> ExitCode {
     let stop = match Stop::install() {
@@ -68,7 +68,7 @@ pub fn run(
         }
     };
     if std::io::Write::write_all(&mut answers, &[READY]).is_err() {
-        return exit_like(reap(child));
+        return exit_like(reap_within(child, CHILD_GRACE));
     }
     let mut session = Session::new(store, options.max_auth_failures);
     loop {
@@ -78,18 +78,25 @@ pub fn run(
             // says so in the log.
             Wait::Stopped => {
                 let _ = kill(child, Signal::SIGTERM);
-                let _ = reap(child);
+                let _ = reap_within(child, CHILD_GRACE);
                 return ExitCode::SUCCESS;
             }
             Wait::TimedOut | Wait::Failed(_) => {}
         }
-        let request = match message::receive_request(&mut requests) {
+        // Once a message begins, all of it must come soon: a child that sends
+        // part of one and stops cannot hold this root process.
+        let mut from_child = FromChild {
+            file: &requests,
+            stop: &stop,
+            deadline: Instant::now() + MESSAGE_DEADLINE,
+        };
+        let request = match message::receive_request(&mut from_child) {
             Ok(request) => request,
             // The child ended the session before a login (QUIT, end of input,
             // too many failures, a timeout): its status is the session's. A
             // child killed by a signal failed, and is said so.
             Err(Malformed::Closed) => {
-                return match waited(child) {
+                return match waited_within(child, CHILD_GRACE) {
                     Ended::Exited(code) => exit_like(Some(code)),
                     Ended::Killed(signal) => {
                         log.line(
@@ -118,14 +125,16 @@ pub fn run(
         }
         match checked {
             Outcome::Denied | Outcome::Unavailable => {}
-            Outcome::Closing => return exit_like(reap(child)),
+            Outcome::Closing => return exit_like(reap_within(child, CHILD_GRACE)),
             Outcome::Granted { user, replies } => {
                 // The child flushes what it had to say and exits; only then
                 // does this process speak to the client.
-                if reap(child).is_none() {
+                if reap_within(child, CHILD_GRACE).is_none() {
                     return child_failed(log, child, "it did not end after the login");
                 }
-                drop((requests, answers));
+                // Nothing of the password back end (the passwd-file's hashes)
+                // goes on into the user's session.
+                drop((requests, answers, verifier));
                 return serve_user(options, log, rip, session, &user, replies, request, stop);
             }
         }
@@ -167,7 +176,24 @@ fn check<B: Backend>(
     // whatever the back end spent on it (pam_unix refuses a locked account
     // without hashing), as long as the delay is longer than a check.
     let started = Instant::now();
-    let verdict = verifier.verify(&credentials);
+    let verdict = match (verifier.verify(&credentials), &credentials.user) {
+        // Right, but not an account pop1d may become: refused like a wrong
+        // password to the client, and said plainly to the operator.
+        (Verdict::Granted, Some(user)) => match servable(options, user) {
+            Ok(()) => Verdict::Granted,
+            Err(why) => {
+                log.line(
+                    Level::Error,
+                    &format!(
+                        "cannot serve user {}: {why}",
+                        pop1d::edge::log::shown_user(user)
+                    ),
+                );
+                Verdict::Denied
+            }
+        },
+        (verdict, _) => verdict,
+    };
     let user = credentials.user.clone();
     drop(credentials);
     let mut replies = Vec::new();
@@ -243,6 +269,33 @@ fn serve_user(
     }
 }
 
+/// Whether a system account that gave the right password may be served: it is
+/// the account of exactly that name (a case-blind name service or a PAM module
+/// could map another name to it), not root, not below --first-valid-uid, and
+/// its own group is neither root's nor the spool's (that group would then be
+/// effective for the whole session). Virtual users always may.
+fn servable(options: &Options, user: &str) -> Result<(), String> {
+    if options.passwd_file.is_some() {
+        return Ok(());
+    }
+    let account = User::from_name(user)
+        .map_err(|e| format!("cannot look up the account: {e}"))?
+        .ok_or("no such account")?;
+    if account.name != user {
+        return Err(format!("the name service calls it {:?}", account.name));
+    }
+    if account.uid.is_root() || account.uid.as_raw() < options.first_valid_uid {
+        return Err(format!("uid {} is below --first-valid-uid", account.uid));
+    }
+    if account.gid.as_raw() == 0 || Some(account.gid) == crate::spool_group(options) {
+        return Err(format!(
+            "its primary group {} is root's or the mail spool's",
+            account.gid
+        ));
+    }
+    Ok(())
+}
+
 /// The account this session is served as: the system account itself, or the
 /// `--user` account of virtual users. Not root, nothing changes.
 fn become_served_account(options: &Options, user: &str) -> anyhow::Result<()> {
@@ -293,6 +346,65 @@ fn reap(child: Pid) -> Option<i32> {
     match waited(child) {
         Ended::Exited(code) => Some(code),
         Ended::Killed(_) | Ended::Unknown => None,
+    }
+}
+
+/// How long the login child has to end once its part is over (a login, a
+/// refusal that closes, its pipe closed, a stop): it has nothing left to do
+/// but flush a reply. After that it is killed, so that it cannot hold this
+/// root process.
+const CHILD_GRACE: Duration = Duration::from_secs(5);
+
+/// How long the rest of a request may take once its first byte came.
+const MESSAGE_DEADLINE: Duration = Duration::from_secs(10);
+
+/// [`waited`], but for `grace` at the most; then the child is killed.
+fn waited_within(child: Pid, grace: Duration) -> Ended {
+    let deadline = Instant::now() + grace;
+    loop {
+        match waitpid(child, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Ok(WaitStatus::StillAlive) => {
+                let _ = kill(child, Signal::SIGKILL);
+                return waited(child);
+            }
+            Ok(WaitStatus::Exited(_, code)) => return Ended::Exited(code),
+            Ok(WaitStatus::Signaled(_, signal, _)) => return Ended::Killed(signal),
+            Err(nix::errno::Errno::EINTR) | Ok(_) => continue,
+            Err(_) => return Ended::Unknown,
+        }
+    }
+}
+
+/// [`reap`], but for `grace` at the most; then the child is killed.
+fn reap_within(child: Pid, grace: Duration) -> Option<i32> {
+    match waited_within(child, grace) {
+        Ended::Exited(code) => Some(code),
+        Ended::Killed(_) | Ended::Unknown => None,
+    }
+}
+
+/// The child's end of the request pipe, read under the stop signal and a
+/// deadline.
+struct FromChild<'a> {
+    file: &'a File,
+    stop: &'a Stop,
+    deadline: Instant,
+}
+
+impl std::io::Read for FromChild<'_> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        match self
+            .stop
+            .wait(self.file.as_fd(), PollFlags::POLLIN, self.deadline)
+        {
+            Wait::Ready => std::io::Read::read(&mut &*self.file, buffer),
+            Wait::TimedOut => Err(std::io::ErrorKind::TimedOut.into()),
+            Wait::Stopped => Err(std::io::Error::other("stopped by a signal")),
+            Wait::Failed(errno) => Err(errno.into()),
+        }
     }
 }
 

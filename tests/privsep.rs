@@ -212,9 +212,13 @@ fn the_login_child_reads_as_the_login_account_and_the_monitor_becomes_the_user()
         .gid
         .as_raw();
     assert_eq!(ids(kids[0], "Gid"), [login_gid; 3]);
-    let groups = fs::read_to_string(format!("/proc/{}/status", kids[0])).unwrap();
-    let groups = groups.lines().find(|l| l.starts_with("Groups:")).unwrap();
+    let status = fs::read_to_string(format!("/proc/{}/status", kids[0])).unwrap();
+    let groups = status.lines().find(|l| l.starts_with("Groups:")).unwrap();
     assert_eq!(groups.trim(), "Groups:", "no supplementary groups");
+    assert!(
+        status.lines().any(|l| l == "NoNewPrivs:\t1"),
+        "the login child can gain no privilege: {status}"
+    );
     s.cmd(&format!("USER {}", fred.name));
     s.expect_ok();
     s.cmd(&format!("PASS {PASSWORD}"));
@@ -243,6 +247,33 @@ fn the_login_child_reads_as_the_login_account_and_the_monitor_becomes_the_user()
     s.cmd("QUIT");
     s.expect_ok();
     assert_eq!(s.wait_exit(DEFAULT_WAIT).code(), Some(0));
+}
+
+#[test]
+fn an_account_whose_own_group_is_mail_is_refused_like_a_wrong_password() {
+    // Served, its group would be effective for the whole session: every
+    // `user:mail 0660` mailbox readable, anything in /var/mail removable.
+    if !system_tests() {
+        return;
+    }
+    require_spool();
+    let login = login_account();
+    let in_mail = TestAccount::with_args(PASSWORD, &["-g", "mail"]);
+    let script = format!("USER {}\r\nPASS {PASSWORD}\r\nQUIT\r\n", in_mail.name);
+    let out = run_command(pop1d_as_root(&login.name, &[]), script.as_bytes());
+    out.assert_exit(0);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "+OK POP1 server ready\r\n+OK\r\n-ERR authentication failed\r\n+OK bye\r\n"
+    );
+    let log = out.log();
+    assert!(
+        log.iter().any(|l| l.starts_with(&format!(
+            "cannot serve user {}: its primary group",
+            in_mail.name
+        ))),
+        "{log:?}"
+    );
 }
 
 #[test]

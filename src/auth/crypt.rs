@@ -68,6 +68,16 @@ pub enum Hash {
     Argon2id(String),
 }
 
+/// A hash is wiped from memory when dropped: offline guessing needs it.
+impl Drop for Hash {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        match self {
+            Hash::Crypt(text) | Hash::Argon2id(text) => text.zeroize(),
+        }
+    }
+}
+
 impl Hash {
     /// Accept `text` if it is a hash of a family pop1d verifies.
     pub fn parse(text: &str) -> Option<Hash> {

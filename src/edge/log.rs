@@ -124,6 +124,12 @@ pub fn stderr_is_client() -> bool {
     }
 }
 
+/// A user name as log lines show it: only `[A-Za-z0-9._@+-]` kept, every other
+/// byte escaped, so that no name can forge a field.
+pub fn shown_user(name: &str) -> String {
+    crate::username::escape_for_log(name.as_bytes())
+}
+
 /// The log line of a session event.
 pub fn describe(event: &Event, rip: &str) -> (Level, String) {
     match event {

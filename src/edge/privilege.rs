@@ -73,6 +73,17 @@ pub fn become_login_user(name: &str, rules: &LoginRules<'_>) -> Result<()> {
     Ok(())
 }
 
+/// Confine the login child once it is the login account: it may gain no
+/// privilege again (no setuid program through exec) and start no process, so
+/// that even a compromised child can leave nothing behind that outlives the
+/// session or writes into it after the login.
+pub fn confine_login_child() -> Result<()> {
+    nix::sys::prctl::set_no_new_privs().context("PR_SET_NO_NEW_PRIVS")?;
+    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NPROC, 0, 0)
+        .context("RLIMIT_NPROC")?;
+    Ok(())
+}
+
 /// The login account, if it may be one ([`become_login_user`]'s rules).
 pub fn check_login_user(name: &str, rules: &LoginRules<'_>) -> Result<User> {
     let user = User::from_name(name)

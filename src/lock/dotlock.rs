@@ -55,15 +55,24 @@ fn with_group<T>(group: Option<Gid>, work: impl FnOnce() -> T) -> T {
     let before = getegid();
     match group {
         Some(group) if group != before && setegid(group).is_ok() => {
-            let result = work();
-            // Back to the real gid: this cannot fail for the process that left
-            // it. Should it, nothing more may happen with the spool's group.
-            if setegid(before).is_err() {
-                std::process::abort();
-            }
-            result
+            let _back = GroupBack(before);
+            work()
         }
         _ => work(),
+    }
+}
+
+/// Puts the effective gid back when dropped, on every way out of
+/// [`with_group`]'s work, an unwinding panic included.
+struct GroupBack(Gid);
+
+impl Drop for GroupBack {
+    fn drop(&mut self) {
+        // Back to the real gid: this cannot fail for the process that left
+        // it. Should it, nothing more may happen with the spool's group.
+        if setegid(self.0).is_err() {
+            std::process::abort();
+        }
     }
 }
 
