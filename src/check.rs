@@ -155,6 +155,11 @@ fn check_account(options: &Options, found: &mut Findings) {
             )),
             Err(error) => found.error(format!("{error:#}")),
         }
+        if options.login_user == "nobody" {
+            found.warning(
+                "--login-user nobody: other daemons run as nobody too, and any of them could signal pop1d's login processes; make a dedicated account: useradd --system --no-create-home --shell /usr/sbin/nologin pop1d-login".into(),
+            );
+        }
     }
     if options.passwd_file.is_none() {
         if let Some(dir) = options.mailbox.fixed_dir() {

@@ -57,6 +57,7 @@ mod ffi {
     pub const PAM_CONV_ERR: c_int = 19;
     pub const PAM_AUTHTOK_EXPIRED: c_int = 27;
 
+    pub const PAM_USER: c_int = 2;
     pub const PAM_SILENT: c_int = 0x8000;
     pub const PAM_DISALLOW_NULL_AUTHTOK: c_int = 0x0001;
 
@@ -116,6 +117,11 @@ mod ffi {
             pamh: *mut *mut PamHandle,
         ) -> c_int;
         pub fn pam_set_item(pamh: *mut PamHandle, item_type: c_int, item: *const c_void) -> c_int;
+        pub fn pam_get_item(
+            pamh: *const PamHandle,
+            item_type: c_int,
+            item: *mut *const c_void,
+        ) -> c_int;
         pub fn pam_authenticate(pamh: *mut PamHandle, flags: c_int) -> c_int;
         pub fn pam_acct_mgmt(pamh: *mut PamHandle, flags: c_int) -> c_int;
         pub fn pam_end(pamh: *mut PamHandle, pam_status: c_int) -> c_int;
@@ -252,7 +258,8 @@ fn transaction(name: &str, password: &[u8], rhost: &str) -> Result<bool, Unverif
     // not after. PAM_RHOST takes a NUL-terminated string, which libpam copies;
     // PAM_FAIL_DELAY takes a function pointer of the `FailDelayFn` type, passed
     // as `const void *` as the PAM API has it. The conversation's data stays
-    // alive across every call (see above).
+    // alive across every call (see above). pam_get_item writes a pointer into
+    // `item`, to a string libpam owns until pam_end, which is read before it.
     let status = unsafe {
         let mut status = ffi::pam_set_item(pamh, ffi::PAM_RHOST, c_rhost.as_ptr().cast());
         if status == ffi::PAM_SUCCESS {
@@ -263,6 +270,20 @@ fn transaction(name: &str, password: &[u8], rhost: &str) -> Result<bool, Unverif
         }
         if status == ffi::PAM_SUCCESS {
             status = ffi::pam_acct_mgmt(pamh, flags);
+        }
+        // A module may have changed the user (a name map, a domain prefix):
+        // the account served is the one named, so PAM must have vouched for
+        // exactly that name. PAM_USER is a NUL-terminated string owned by
+        // libpam, read here before pam_end frees it.
+        if status == ffi::PAM_SUCCESS {
+            let mut item: *const c_void = std::ptr::null();
+            let got = ffi::pam_get_item(pamh, ffi::PAM_USER, &mut item);
+            let same = got == ffi::PAM_SUCCESS
+                && !item.is_null()
+                && std::ffi::CStr::from_ptr(item.cast()) == c_name.as_c_str();
+            if !same {
+                status = ffi::PAM_PERM_DENIED;
+            }
         }
         ffi::pam_end(pamh, status);
         status
