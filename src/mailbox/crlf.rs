@@ -175,22 +175,7 @@ mod tests {
         }
     }
 
-    /// The plain definition, byte by byte.
-    fn reference(data: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut prev = 0;
-        for &b in data {
-            if b == b'\n' && prev != b'\r' {
-                out.push(b'\r');
-            }
-            out.push(b);
-            prev = b;
-        }
-        if data.last().is_some_and(|&b| b != b'\n') {
-            out.extend_from_slice(b"\r\n");
-        }
-        out
-    }
+    use crate::testing::wire_form as reference;
 
     /// Lines of every length around the encoder's block size, with and without
     /// CR, cut into chunks of many sizes, each encoded into a buffer that holds

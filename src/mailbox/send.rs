@@ -114,22 +114,7 @@ mod tests {
     use crate::mailbox::Counter;
     use crate::session::WriteFailure;
 
-    /// The wire form, byte by byte, independently of the encoder.
-    fn reference(data: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let mut prev = None;
-        for &b in data {
-            if b == b'\n' && prev != Some(b'\r') {
-                out.push(b'\r');
-            }
-            out.push(b);
-            prev = Some(b);
-        }
-        if prev.is_some_and(|b| b != b'\n') {
-            out.extend_from_slice(b"\r\n");
-        }
-        out
-    }
+    use crate::testing::wire_form as reference;
 
     fn file_with(data: &[u8]) -> File {
         let mut file = tempfile::tempfile().unwrap();
